@@ -1,0 +1,217 @@
+//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures`.
+//!
+//! `setup` installs what the other commands need on a fresh Debian machine and is quick when
+//! everything is there already; `test`, `serve` and `build` run the parts of it they need.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const TRUNK_VERSION: &str = "0.21.14";
+const BINARYEN_VERSION: &str = "132.0.0";
+const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures>
+
+  setup      install the toolchain pieces (wasm32 target, trunk, wasm-bindgen-cli, wasm-opt,
+             Mesa lavapipe for native wgpu tests); quick when already done
+  test       formatting, clippy (native + wasm32), unit, golden and CLI tests on CPU and wgpu
+  serve      build the web app and serve it at http://127.0.0.1:8080
+  build      build the web app into dist/ (static files for any host)
+  fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("setup") => setup(Needs::ALL),
+        Some("test") => test(),
+        Some("serve") => serve(),
+        Some("build") => build(),
+        Some("fixtures") => fixtures(),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+/// Local tool folder (npm packages), ignored by git.
+fn tools_dir() -> PathBuf {
+    root().join(".tools")
+}
+
+fn run(cmd: &mut Command) -> Result {
+    eprintln!("+ {}", describe(cmd));
+    let status = cmd.status().map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
+    if status.success() { Ok(()) } else { Err(format!("`{}` failed ({status})", describe(cmd))) }
+}
+
+fn describe(cmd: &Command) -> String {
+    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ")
+}
+
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// PATH with the local npm binaries (wasm-opt) and cargo's bin dir first.
+fn tool_path() -> String {
+    let mut parts = vec![tools_dir().join("node_modules/.bin")];
+    if let Some(home) = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+        parts.push(home.join("bin"));
+    }
+    parts.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
+    env::join_paths(parts).expect("valid PATH").to_string_lossy().into_owned()
+}
+
+#[derive(Clone, Copy)]
+struct Needs {
+    wasm: bool,
+    lavapipe: bool,
+    web_tools: bool,
+}
+
+impl Needs {
+    const ALL: Self = Self { wasm: true, lavapipe: true, web_tools: true };
+    const TEST: Self = Self { wasm: true, lavapipe: true, web_tools: false };
+    const WEB: Self = Self { wasm: true, lavapipe: false, web_tools: true };
+}
+
+fn setup(needs: Needs) -> Result {
+    if needs.wasm {
+        let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
+        if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+            run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
+        }
+    }
+    if needs.lavapipe && cfg!(target_os = "linux") && !dpkg_installed("mesa-vulkan-drivers") {
+        apt_install(&["mesa-vulkan-drivers"])?;
+    }
+    if needs.web_tools {
+        let trunk = output("trunk", &["--version"]).unwrap_or_default();
+        if !trunk.contains(TRUNK_VERSION) {
+            run(cargo().args(["install", "trunk", "--version", TRUNK_VERSION, "--locked"]))?;
+        }
+        let wb = lockfile_version("wasm-bindgen")?;
+        let have = output("wasm-bindgen", &["--version"]).unwrap_or_default();
+        if !have.split_whitespace().any(|w| w == wb) {
+            // Not --locked: its lockfile pins a webpki-roots the registry here does not serve.
+            run(cargo().args(["install", "wasm-bindgen-cli", "--version", &wb]))?;
+        }
+        let wasm_opt = tools_dir().join("node_modules/.bin/wasm-opt");
+        if !wasm_opt.exists() {
+            std::fs::create_dir_all(tools_dir()).map_err(|e| e.to_string())?;
+            run(Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--prefix"])
+                .arg(tools_dir())
+                .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
+        }
+        run(cargo().args(["fetch", "--locked"]))?;
+    }
+    Ok(())
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    output("dpkg-query", &["-W", "-f=${Status}", package]).is_some_and(|s| s.contains("install ok installed"))
+}
+
+fn apt_install(packages: &[&str]) -> Result {
+    let root_user = output("id", &["-u"]).is_some_and(|s| s.trim() == "0");
+    let apt = |args: &[&str]| {
+        let mut cmd = if root_user { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        cmd
+    };
+    run(&mut apt(&["update", "-qq"]))?;
+    let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+    install.args(packages);
+    run(&mut install)
+}
+
+/// The exact version of `package` in Cargo.lock (wasm-bindgen-cli must match it).
+fn lockfile_version(package: &str) -> Result<String> {
+    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let mut lines = lock.lines();
+    while let Some(line) = lines.next() {
+        if line.trim() == format!("name = \"{package}\"") {
+            if let Some(v) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
+                return Ok(v.trim_end_matches('"').to_string());
+            }
+        }
+    }
+    Err(format!("{package} is not in Cargo.lock"))
+}
+
+fn test() -> Result {
+    setup(Needs::TEST)?;
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    run(cargo().args([
+        "clippy", "--locked", "--target", "wasm32-unknown-unknown", "-p", "clip-core", "-p", "clip-surgery-web", "--",
+        "-D", "warnings",
+    ]))?;
+    let mut tests = cargo();
+    tests.args(["test", "--locked", "-p", "clip-core", "-p", "clip-cli", "-p", "xtask"]);
+    // With lavapipe installed the wgpu golden tests must run, not skip.
+    if cfg!(target_os = "linux") && dpkg_installed("mesa-vulkan-drivers") {
+        tests.env("CLIP_REQUIRE_WGPU", "1");
+    }
+    run(&mut tests)
+}
+
+fn trunk(args: &[&str]) -> Result {
+    setup(Needs::WEB)?;
+    run(Command::new("trunk").args(args).current_dir(root()).env("PATH", tool_path()))
+}
+
+fn serve() -> Result {
+    trunk(&["serve", "--release", "--address", "127.0.0.1", "--port", "8080"])
+}
+
+fn build() -> Result {
+    trunk(&["build", "--release"])
+}
+
+fn fixtures() -> Result {
+    let venv = root().join("target/refvenv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        run(Command::new(venv.join("bin/pip")).args(["install", "-q", "-r"]).arg(root().join("tests/reference/requirements.txt")))?;
+    }
+    for script in ["tests/reference/make_tokenizer.py", "tests/reference/make_fixtures.py"] {
+        run(Command::new(&python).arg(script).current_dir(root()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lockfile_pins_wasm_bindgen() {
+        let v = lockfile_version("wasm-bindgen").unwrap();
+        assert_eq!(v, "0.2.130", "Trunk.toml's [tools] wasm_bindgen must follow Cargo.lock");
+        let trunk_toml = std::fs::read_to_string(root().join("Trunk.toml")).unwrap();
+        assert!(trunk_toml.contains(&format!("wasm_bindgen = \"{v}\"")));
+    }
+}
