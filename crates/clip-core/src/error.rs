@@ -1,0 +1,82 @@
+//! One error type for the core: every failure a user can cause is a value, never a panic
+//! (a panic kills the wasm instance and loses the page's state).
+
+use thiserror::Error;
+
+/// Everything that can go wrong between bytes on disk and a similarity map.
+#[derive(Debug, Error)]
+pub enum ClipError {
+    /// The weights file is not a readable safetensors archive (truncated, corrupt, not one).
+    #[error("cannot read the weights: {0} (is the file complete and really .safetensors?)")]
+    Safetensors(String),
+    /// A tensor the model needs is absent.
+    #[error("the weights lack tensor `{0}`")]
+    MissingTensor(String),
+    /// The key names match neither Hugging Face `CLIPModel` nor OpenAI/open_clip naming.
+    #[error(
+        "unknown weight naming: expected Hugging Face CLIPModel keys (text_model.…, \
+         vision_model.…) or OpenAI/open_clip keys (visual.…, transformer.resblocks.…); \
+         found e.g. {0}"
+    )]
+    UnknownNaming(String),
+    /// A tensor has a shape other than the config demands.
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?}{hint}")]
+    ShapeMismatch {
+        /// Tensor name in the checkpoint.
+        name: String,
+        /// Shape the config implies.
+        expected: Vec<usize>,
+        /// Shape in the file.
+        found: Vec<usize>,
+        /// Extra context, e.g. "(does config.json belong to these weights?)".
+        hint: &'static str,
+    },
+    /// A tensor is stored in a dtype we do not read.
+    #[error("tensor `{name}` has dtype {dtype}; supported: F32, F16, BF16")]
+    UnsupportedDtype {
+        /// Tensor name in the checkpoint.
+        name: String,
+        /// The dtype in the file.
+        dtype: String,
+    },
+    /// `config.json` is unreadable or describes something we cannot run.
+    #[error("bad model config: {0}")]
+    Config(String),
+    /// The image could not be decoded.
+    #[error("cannot decode the image: {0}")]
+    Image(String),
+    /// The image is larger than the decode limits allow.
+    #[error("the image is too large ({0}); the limit is {max}×{max} pixels", max = crate::preprocess::MAX_IMAGE_SIDE)]
+    ImageTooLarge(String),
+    /// The image has no pixels.
+    #[error("the image is empty (zero width or height)")]
+    EmptyImage,
+    /// The requested input size does not fit the model's patch grid (or is 0 or too large:
+    /// `patch` is then 0).
+    #[error(
+        "input size {height}×{width} is not usable: sides must be multiples of the patch size{}, \
+         between 1 and {max}",
+        if *patch > 0 { format!(" ({patch})") } else { String::new() },
+        max = crate::preprocess::MAX_INPUT_SIDE
+    )]
+    BadInputSize {
+        /// Requested height.
+        height: usize,
+        /// Requested width.
+        width: usize,
+        /// The model's patch size.
+        patch: usize,
+    },
+    /// No labels or text to explain.
+    #[error("nothing to explain: give a text or at least one label")]
+    EmptyQuery,
+    /// Tokenizer failure (bad tokenizer file, encoding error).
+    #[error(transparent)]
+    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// A device read-back or execution failed.
+    #[error("the compute device failed: {0}")]
+    Device(String),
+}
+
+/// Result alias for the core.
+pub type Result<T, E = ClipError> = std::result::Result<T, E>;

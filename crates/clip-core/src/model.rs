@@ -1,0 +1,127 @@
+//! The whole CLIP: both towers, both projections, and the image/text encoders the paper uses.
+
+use burn::tensor::{Device, Tensor};
+
+use crate::config::ClipConfig;
+use crate::error::{ClipError, Result};
+use crate::nn::{Linear, SplitMix};
+use crate::text::TextTransformer;
+use crate::tokenizer::Tokenized;
+use crate::vision::VisionTransformer;
+use crate::weights::{Checkpoint, Naming};
+
+/// How image tokens are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// CLIP Surgery: architecture surgery in the image tower (and, downstream, feature surgery).
+    #[default]
+    Surgery,
+    /// Plain CLIP: every token through `ln_post` + projection, no surgery (the paper's
+    /// "raw" maps, which highlight background).
+    Raw,
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "surgery" => Ok(Self::Surgery),
+            "raw" => Ok(Self::Raw),
+            other => Err(format!("unknown method `{other}` (surgery, raw)")),
+        }
+    }
+}
+
+/// CLIP with both towers on one device.
+#[derive(Debug, Clone)]
+pub struct Clip {
+    /// Sizes and surgery depth.
+    pub config: ClipConfig,
+    /// Image tower.
+    pub vision_model: VisionTransformer,
+    /// Text tower.
+    pub text_model: TextTransformer,
+    /// `W_v → E`, no bias.
+    pub visual_projection: Linear,
+    /// `W_t → E`, no bias.
+    pub text_projection: Linear,
+    /// Learned temperature (log scale), as stored.
+    pub logit_scale: f32,
+    device: Device,
+}
+
+/// L2-normalises along the last dimension (`x / max(‖x‖, 1e-12)`).
+pub fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let norm = (x.clone() * x.clone()).sum_dim(D - 1).sqrt().clamp_min(1e-12);
+    x / norm
+}
+
+impl Clip {
+    /// Loads a checkpoint from safetensors bytes.
+    ///
+    /// Hugging Face naming needs `config` (from `config.json`); OpenAI naming carries no
+    /// config, so it is inferred from the tensor shapes, and a given `config` must agree.
+    pub fn from_safetensors(bytes: &[u8], config: Option<ClipConfig>, device: &Device) -> Result<Self> {
+        let ckpt = Checkpoint::parse(bytes)?;
+        let config = match (ckpt.naming(), config) {
+            (_, Some(config)) => config,
+            (Naming::OpenAi, None) => ckpt.infer_openai_config()?,
+            (Naming::HuggingFace, None) => {
+                return Err(ClipError::Config(
+                    "Hugging Face weights need their config.json beside model.safetensors".into(),
+                ));
+            }
+        };
+        config.validate()?;
+        let (wv, wt, e) = (config.vision.tower.width, config.text.tower.width, config.embed_dim);
+        let logit_scale = ckpt.get_shaped("logit_scale", &[])?;
+        Ok(Self {
+            vision_model: VisionTransformer::load(&ckpt, &config.vision, device)?,
+            text_model: TextTransformer::load(&ckpt, &config.text, device)?,
+            visual_projection: Linear::load(&ckpt, "visual_projection", [wv, e], false, device)?,
+            text_projection: Linear::load(&ckpt, "text_projection", [wt, e], false, device)?,
+            logit_scale: logit_scale.data[0],
+            config,
+            device: device.clone(),
+        })
+    }
+
+    /// A randomly initialised model of the given size (benchmarks: same compute as the real
+    /// weights, no download).
+    pub fn random(config: ClipConfig, seed: u64, device: &Device) -> Self {
+        let mut rng = SplitMix::new(seed);
+        let (wv, wt, e) = (config.vision.tower.width, config.text.tower.width, config.embed_dim);
+        Self {
+            vision_model: VisionTransformer::random(&mut rng, &config.vision, device),
+            text_model: TextTransformer::random(&mut rng, &config.text, device),
+            visual_projection: Linear::random(&mut rng, [wv, e], false, device),
+            text_projection: Linear::random(&mut rng, [wt, e], false, device),
+            logit_scale: (1.0f32 / 0.07).ln(),
+            config,
+            device: device.clone(),
+        }
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Image tokens `[B, 1 + N, E]`, each L2-normalised; token 0 is the class token.
+    ///
+    /// `pixels: [B, 3, H, W]`, normalised; H and W multiples of the patch size.
+    pub fn encode_image(&self, pixels: Tensor<4>, method: Method) -> Result<Tensor<3>> {
+        let depth = match method {
+            Method::Surgery => self.config.surgery_depth,
+            Method::Raw => 0,
+        };
+        let tokens = self.vision_model.forward(pixels, depth)?;
+        Ok(l2_normalize(self.visual_projection.forward(tokens)))
+    }
+
+    /// Text features `[B, E]` (projected, not normalised) for tokenized prompts.
+    pub fn encode_text(&self, batch: &[Tokenized]) -> Result<Tensor<2>> {
+        Ok(self.text_projection.forward(self.text_model.forward(batch, &self.device)?))
+    }
+}
