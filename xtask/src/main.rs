@@ -43,7 +43,10 @@ fn main() -> ExitCode {
 }
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 /// Local tool folder (npm packages), ignored by git.
@@ -53,17 +56,29 @@ fn tools_dir() -> PathBuf {
 
 fn run(cmd: &mut Command) -> Result {
     eprintln!("+ {}", describe(cmd));
-    let status = cmd.status().map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
-    if status.success() { Ok(()) } else { Err(format!("`{}` failed ({status})", describe(cmd))) }
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start `{}`: {e}", describe(cmd)))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{}` failed ({status})", describe(cmd)))
+    }
 }
 
 fn describe(cmd: &Command) -> String {
-    std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|s| s.to_string_lossy()).collect::<Vec<_>>().join(" ")
+    std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|s| s.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn output(program: &str, args: &[&str]) -> Option<String> {
     let out = Command::new(program).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn cargo() -> Command {
@@ -75,11 +90,17 @@ fn cargo() -> Command {
 /// PATH with the local npm binaries (wasm-opt) and cargo's bin dir first.
 fn tool_path() -> String {
     let mut parts = vec![tools_dir().join("node_modules/.bin")];
-    if let Some(home) = env::var_os("CARGO_HOME").map(PathBuf::from).or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo"))) {
+    if let Some(home) = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+    {
         parts.push(home.join("bin"));
     }
     parts.extend(env::split_paths(&env::var_os("PATH").unwrap_or_default()));
-    env::join_paths(parts).expect("valid PATH").to_string_lossy().into_owned()
+    env::join_paths(parts)
+        .expect("valid PATH")
+        .to_string_lossy()
+        .into_owned()
 }
 
 #[derive(Clone, Copy)]
@@ -90,15 +111,30 @@ struct Needs {
 }
 
 impl Needs {
-    const ALL: Self = Self { wasm: true, lavapipe: true, web_tools: true };
-    const TEST: Self = Self { wasm: true, lavapipe: true, web_tools: false };
-    const WEB: Self = Self { wasm: true, lavapipe: false, web_tools: true };
+    const ALL: Self = Self {
+        wasm: true,
+        lavapipe: true,
+        web_tools: true,
+    };
+    const TEST: Self = Self {
+        wasm: true,
+        lavapipe: true,
+        web_tools: false,
+    };
+    const WEB: Self = Self {
+        wasm: true,
+        lavapipe: false,
+        web_tools: true,
+    };
 }
 
 fn setup(needs: Needs) -> Result {
     if needs.wasm {
         let installed = output("rustup", &["target", "list", "--installed"]).unwrap_or_default();
-        if !installed.lines().any(|l| l.trim() == "wasm32-unknown-unknown") {
+        if !installed
+            .lines()
+            .any(|l| l.trim() == "wasm32-unknown-unknown")
+        {
             run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
         }
     }
@@ -130,13 +166,20 @@ fn setup(needs: Needs) -> Result {
 }
 
 fn dpkg_installed(package: &str) -> bool {
-    output("dpkg-query", &["-W", "-f=${Status}", package]).is_some_and(|s| s.contains("install ok installed"))
+    output("dpkg-query", &["-W", "-f=${Status}", package])
+        .is_some_and(|s| s.contains("install ok installed"))
 }
 
 fn apt_install(packages: &[&str]) -> Result {
     let root_user = output("id", &["-u"]).is_some_and(|s| s.trim() == "0");
     let apt = |args: &[&str]| {
-        let mut cmd = if root_user { Command::new("apt-get") } else { let mut c = Command::new("sudo"); c.arg("apt-get"); c };
+        let mut cmd = if root_user {
+            Command::new("apt-get")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        };
         cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
         cmd
     };
@@ -148,11 +191,15 @@ fn apt_install(packages: &[&str]) -> Result {
 
 /// The exact version of `package` in Cargo.lock (wasm-bindgen-cli must match it).
 fn lockfile_version(package: &str) -> Result<String> {
-    let lock = std::fs::read_to_string(root().join("Cargo.lock")).map_err(|e| format!("Cargo.lock: {e}"))?;
+    let lock = std::fs::read_to_string(root().join("Cargo.lock"))
+        .map_err(|e| format!("Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
         if line.trim() == format!("name = \"{package}\"") {
-            if let Some(v) = lines.next().and_then(|l| l.trim().strip_prefix("version = \"")) {
+            if let Some(v) = lines
+                .next()
+                .and_then(|l| l.trim().strip_prefix("version = \""))
+            {
                 return Ok(v.trim_end_matches('"').to_string());
             }
         }
@@ -163,13 +210,39 @@ fn lockfile_version(package: &str) -> Result<String> {
 fn test() -> Result {
     setup(Needs::TEST)?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
-    run(cargo().args(["clippy", "--locked", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
     run(cargo().args([
-        "clippy", "--locked", "--target", "wasm32-unknown-unknown", "-p", "clip-core", "-p", "clip-surgery-web", "--",
-        "-D", "warnings",
+        "clippy",
+        "--locked",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--locked",
+        "--target",
+        "wasm32-unknown-unknown",
+        "-p",
+        "clip-core",
+        "-p",
+        "clip-surgery-web",
+        "--",
+        "-D",
+        "warnings",
     ]))?;
     let mut tests = cargo();
-    tests.args(["test", "--locked", "-p", "clip-core", "-p", "clip-cli", "-p", "xtask"]);
+    tests.args([
+        "test",
+        "--locked",
+        "-p",
+        "clip-core",
+        "-p",
+        "clip-cli",
+        "-p",
+        "xtask",
+    ]);
     // With lavapipe installed the wgpu golden tests must run, not skip.
     if cfg!(target_os = "linux") && dpkg_installed("mesa-vulkan-drivers") {
         tests.env("CLIP_REQUIRE_WGPU", "1");
@@ -179,11 +252,21 @@ fn test() -> Result {
 
 fn trunk(args: &[&str]) -> Result {
     setup(Needs::WEB)?;
-    run(Command::new("trunk").args(args).current_dir(root()).env("PATH", tool_path()))
+    run(Command::new("trunk")
+        .args(args)
+        .current_dir(root())
+        .env("PATH", tool_path()))
 }
 
 fn serve() -> Result {
-    trunk(&["serve", "--release", "--address", "127.0.0.1", "--port", "8080"])
+    trunk(&[
+        "serve",
+        "--release",
+        "--address",
+        "127.0.0.1",
+        "--port",
+        "8080",
+    ])
 }
 
 fn build() -> Result {
@@ -195,9 +278,14 @@ fn fixtures() -> Result {
     let python = venv.join("bin/python");
     if !python.exists() {
         run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-        run(Command::new(venv.join("bin/pip")).args(["install", "-q", "-r"]).arg(root().join("tests/reference/requirements.txt")))?;
+        run(Command::new(venv.join("bin/pip"))
+            .args(["install", "-q", "-r"])
+            .arg(root().join("tests/reference/requirements.txt")))?;
     }
-    for script in ["tests/reference/make_tokenizer.py", "tests/reference/make_fixtures.py"] {
+    for script in [
+        "tests/reference/make_tokenizer.py",
+        "tests/reference/make_fixtures.py",
+    ] {
         run(Command::new(&python).arg(script).current_dir(root()))?;
     }
     Ok(())
@@ -210,7 +298,10 @@ mod tests {
     #[test]
     fn lockfile_pins_wasm_bindgen() {
         let v = lockfile_version("wasm-bindgen").unwrap();
-        assert_eq!(v, "0.2.130", "Trunk.toml's [tools] wasm_bindgen must follow Cargo.lock");
+        assert_eq!(
+            v, "0.2.130",
+            "Trunk.toml's [tools] wasm_bindgen must follow Cargo.lock"
+        );
         let trunk_toml = std::fs::read_to_string(root().join("Trunk.toml")).unwrap();
         assert!(trunk_toml.contains(&format!("wasm_bindgen = \"{v}\"")));
     }

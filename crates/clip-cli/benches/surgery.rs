@@ -13,7 +13,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../../www/tokenizer.json");
 
 fn pixels(model: &Clip, side: usize) -> Tensor<4> {
-    let data: Vec<f32> = (0..3 * side * side).map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0).collect();
+    let data: Vec<f32> = (0..3 * side * side)
+        .map(|i| ((i * 7919) % 255) as f32 / 128.0 - 1.0)
+        .collect();
     Tensor::from_data(TensorData::new(data, [1, 3, side, side]), model.device())
 }
 
@@ -26,7 +28,9 @@ fn benches(c: &mut Criterion) {
     for side in [224, 512] {
         group.bench_function(format!("surgery_image_encode_{side}"), |b| {
             b.iter(|| {
-                let tokens = model.encode_image(pixels(&model, side), Method::Surgery).unwrap();
+                let tokens = model
+                    .encode_image(pixels(&model, side), Method::Surgery)
+                    .unwrap();
                 pollster::block_on(read_back(tokens)).unwrap()
             })
         });
@@ -38,7 +42,9 @@ fn benches(c: &mut Criterion) {
         })
     });
     // 59 PASCAL Context classes: features precomputed, as the app caches them.
-    let tokens = model.encode_image(pixels(&model, 512), Method::Surgery).unwrap();
+    let tokens = model
+        .encode_image(pixels(&model, 512), Method::Surgery)
+        .unwrap();
     let [_, n, e] = tokens.dims();
     let tokens = tokens.reshape([n, e]);
     let text = clip_core::model::l2_normalize(Tensor::<2>::random(
@@ -48,8 +54,11 @@ fn benches(c: &mut Criterion) {
     ));
     group.bench_function("feature_surgery_and_maps_59_classes_512", |b| {
         b.iter(|| {
-            let sim = pollster::block_on(read_back(feature_surgery(tokens.clone(), text.clone()))).unwrap();
-            (0..59).map(|i| similarity_map(&column(&sim[59..], 59, i), [32, 32], [512, 512])).collect::<Vec<_>>()
+            let sim = pollster::block_on(read_back(feature_surgery(tokens.clone(), text.clone())))
+                .unwrap();
+            (0..59)
+                .map(|i| similarity_map(&column(&sim[59..], 59, i), [32, 32], [512, 512]))
+                .collect::<Vec<_>>()
         })
     });
     group.finish();

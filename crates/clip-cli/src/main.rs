@@ -17,7 +17,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../../www/tokenizer.json");
 
 #[derive(Parser)]
-#[command(name = "clip-surgery", version, about = "Explain what CLIP looks at (CLIP Surgery, arXiv 2304.05653)")]
+#[command(
+    name = "clip-surgery",
+    version,
+    about = "Explain what CLIP looks at (CLIP Surgery, arXiv 2304.05653)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -119,7 +123,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Explain {
-            model, image, text, labels, size, method, out, colormap, opacity, json, device, tokenizer,
+            model,
+            image,
+            text,
+            labels,
+            size,
+            method,
+            out,
+            colormap,
+            opacity,
+            json,
+            device,
+            tokenizer,
         } => {
             let query = match (&text, &labels) {
                 (Some(text), _) => Query::text(text)?,
@@ -135,7 +150,8 @@ fn run(cli: Cli) -> Result<()> {
                 MethodArg::Raw => Method::Raw,
             };
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
-            let bytes = std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
+            let bytes =
+                std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
             let (picture, pre) = clip_core::preprocess::preprocess(&bytes, input_hw)
                 .with_context(|| format!("image {}", image.display()))?;
             let device = match device {
@@ -172,7 +188,11 @@ fn load_tokenizer(path: Option<&Path>) -> Result<ClipTokenizer> {
 
 /// `224` → 224×224; `224x320` → H×W.
 fn parse_size(size: &str) -> Result<[usize; 2]> {
-    let parse = |s: &str| s.trim().parse::<usize>().with_context(|| format!("bad --size {size:?}"));
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .with_context(|| format!("bad --size {size:?}"))
+    };
     Ok(match size.split_once(['x', 'X']) {
         Some((h, w)) => [parse(h)?, parse(w)?],
         None => [parse(size)?; 2],
@@ -184,7 +204,8 @@ fn load_model(path: &Path, device: &Device) -> Result<Clip> {
     let (weights, config) = if path.is_dir() {
         let config = path.join("config.json");
         let config = if config.exists() {
-            let json = std::fs::read_to_string(&config).with_context(|| format!("reading {}", config.display()))?;
+            let json = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
             Some(ClipConfig::from_hf_json(&json).with_context(|| config.display().to_string())?)
         } else {
             None
@@ -193,8 +214,10 @@ fn load_model(path: &Path, device: &Device) -> Result<Clip> {
     } else {
         (path.to_path_buf(), None)
     };
-    let bytes = std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-    Clip::from_safetensors(&bytes, config, device).with_context(|| format!("loading {}", weights.display()))
+    let bytes =
+        std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
+    Clip::from_safetensors(&bytes, config, device)
+        .with_context(|| format!("loading {}", weights.display()))
 }
 
 fn spinner(message: &'static str) -> ProgressBar {
@@ -216,8 +239,13 @@ fn explain_with_progress(
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let result = pollster::block_on(clip_core::explain(clip, tokenizer, pre, query, method, |stage| {
-        match stage {
+    let result = pollster::block_on(clip_core::explain(
+        clip,
+        tokenizer,
+        pre,
+        query,
+        method,
+        |stage| match stage {
             Stage::Text(done, total) => {
                 bar.set_message("text prompts (85 each)");
                 bar.set_length(total as u64);
@@ -225,8 +253,8 @@ fn explain_with_progress(
             }
             Stage::Image => bar.set_message("image encoder"),
             Stage::Finish => bar.set_message("maps and points"),
-        }
-    }));
+        },
+    ));
     bar.finish_and_clear();
     Ok(result?)
 }
@@ -250,9 +278,14 @@ fn write_overlays(
         let target = if explanation.labels.len() == 1 {
             path.to_path_buf()
         } else {
-            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("overlay");
-            let safe: String =
-                label.chars().map(|c| if c.is_alphanumeric() { c } else { '_' }).collect();
+            let stem = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("overlay");
+            let safe: String = label
+                .chars()
+                .map(|c| if c.is_alphanumeric() { c } else { '_' })
+                .collect();
             path.with_file_name(format!("{stem}-{safe}.png"))
         };
         overlay(picture, &map, &lut, opacity)
@@ -264,7 +297,8 @@ fn write_overlays(
 }
 
 fn label_is_combined(explanation: &Explanation, i: usize) -> bool {
-    explanation.labels.len() == 1 && clip_core::prompts::split_target(&explanation.labels[i]).len() > 1
+    explanation.labels.len() == 1
+        && clip_core::prompts::split_target(&explanation.labels[i]).len() > 1
 }
 
 fn print_summary(explanation: &Explanation) {

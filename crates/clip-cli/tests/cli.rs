@@ -19,19 +19,27 @@ fn fixtures() -> PathBuf {
 }
 
 fn clip_surgery(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_clip-surgery")).args(args).output().expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_clip-surgery"))
+        .args(args)
+        .output()
+        .expect("binary runs")
 }
 
 fn golden(name: &str) -> (Vec<usize>, Vec<f32>) {
     let bytes = std::fs::read(fixtures().join("goldens/goldens.safetensors")).unwrap();
     let archive = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let view = archive.tensor(name).unwrap();
-    let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let data = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
     (view.shape().to_vec(), data)
 }
 
 fn golden_json() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("goldens/goldens.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(fixtures().join("goldens/goldens.json")).unwrap())
+        .unwrap()
 }
 
 /// Compares a point list with its golden where the reference is clear of ties (see the core's
@@ -50,17 +58,34 @@ fn explain_json(image: &str, size: &str, query: [&str; 2], out: &Path) -> Value 
     let model = fixtures().join("tiny-clip");
     let image = fixtures().join("images").join(image);
     let output = clip_surgery(&[
-        "explain", "--model", model.to_str().unwrap(), "--image", image.to_str().unwrap(),
-        query[0], query[1], "--size", size, "--json", out.to_str().unwrap(),
+        "explain",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        query[0],
+        query[1],
+        "--size",
+        size,
+        "--json",
+        out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
 }
 
 fn assert_similarity(json: &Value, golden_name: &str, skip_cls_row: bool) {
     let (shape, expected) = golden(golden_name);
     let cols = shape[1];
-    let expected = if skip_cls_row { &expected[cols..] } else { &expected[..] };
+    let expected = if skip_cls_row {
+        &expected[cols..]
+    } else {
+        &expected[..]
+    };
     let actual: Vec<f64> = json["similarity"]
         .as_array()
         .unwrap()
@@ -68,7 +93,11 @@ fn assert_similarity(json: &Value, golden_name: &str, skip_cls_row: bool) {
         .flat_map(|row| row.as_array().unwrap().iter().map(|v| v.as_f64().unwrap()))
         .collect();
     assert_eq!(actual.len(), expected.len(), "{golden_name}");
-    let diff = actual.iter().zip(expected).map(|(a, &b)| (a - f64::from(b)).abs()).fold(0.0, f64::max);
+    let diff = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, &b)| (a - f64::from(b)).abs())
+        .fold(0.0, f64::max);
     assert!(diff <= TOL, "{golden_name}: max |Δ| {diff:e}");
 }
 
@@ -77,12 +106,22 @@ fn explain_json_reproduces_goldens() {
     let dir = std::env::temp_dir().join(format!("clip-cli-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let g = golden_json();
-    let labels: Vec<&str> = g["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let labels: Vec<&str> = g["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     let labels = labels.join(",");
 
     // The whole path from the file: decode, our PIL-exact bicubic resize (512 → 224 here),
     // model, surgery, points in original-image pixels.
-    let json = explain_json("astronaut.png", "512", ["--labels", &labels], &dir.join("a.json"));
+    let json = explain_json(
+        "astronaut.png",
+        "512",
+        ["--labels", &labels],
+        &dir.join("a.json"),
+    );
     assert_eq!(json["grid"], serde_json::json!([32, 32]));
     assert_similarity(&json, "sim.astronaut.512.labels", true);
     let (_, cls) = golden("cls.astronaut.512");
@@ -92,17 +131,36 @@ fn explain_json_reproduces_goldens() {
     let mut compared = 0;
     for label in g["labels"].as_array().unwrap() {
         let label = label.as_str().unwrap();
-        compared += usize::from(check_points(&json["points"][label], &g["points"]["astronaut.512"]["labels"][label]));
+        compared += usize::from(check_points(
+            &json["points"][label],
+            &g["points"]["astronaut.512"]["labels"][label],
+        ));
     }
     assert!(compared >= 1);
 
-    let json = explain_json("astronaut.png", "224", ["--text", "cat"], &dir.join("b.json"));
+    let json = explain_json(
+        "astronaut.png",
+        "224",
+        ["--text", "cat"],
+        &dir.join("b.json"),
+    );
     assert_similarity(&json, "sim.astronaut.224.single", true);
-    assert!(check_points(&json["points"]["cat"], &g["points"]["astronaut.224"]["single"]));
+    assert!(check_points(
+        &json["points"]["cat"],
+        &g["points"]["astronaut.224"]["single"]
+    ));
 
-    let json = explain_json("astronaut.png", "224", ["--text", "cat+dog"], &dir.join("c.json"));
+    let json = explain_json(
+        "astronaut.png",
+        "224",
+        ["--text", "cat+dog"],
+        &dir.join("c.json"),
+    );
     assert_similarity(&json, "sim.astronaut.224.combined", false);
-    assert!(check_points(&json["points"]["cat+dog"], &g["points"]["astronaut.224"]["combined"]));
+    assert!(check_points(
+        &json["points"]["cat+dog"],
+        &g["points"]["astronaut.224"]["combined"]
+    ));
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -112,33 +170,62 @@ fn explain_writes_overlays() {
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("map.png");
     let output = clip_surgery(&[
-        "explain", "--model", fixtures().join("tiny-clip").to_str().unwrap(),
-        "--image", fixtures().join("images/coffee.png").to_str().unwrap(),
-        "--labels", "cat,coffee cup", "--out", out.to_str().unwrap(),
+        "explain",
+        "--model",
+        fixtures().join("tiny-clip").to_str().unwrap(),
+        "--image",
+        fixtures().join("images/coffee.png").to_str().unwrap(),
+        "--labels",
+        "cat,coffee cup",
+        "--out",
+        out.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let original = image::open(fixtures().join("images/coffee.png")).unwrap().to_rgb8();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let original = image::open(fixtures().join("images/coffee.png"))
+        .unwrap()
+        .to_rgb8();
     for name in ["map-cat.png", "map-coffee_cup.png"] {
         let overlay = image::open(dir.join(name)).unwrap().to_rgb8();
         assert_eq!(overlay.dimensions(), original.dimensions(), "{name}");
-        let changed = overlay.pixels().zip(original.pixels()).filter(|(a, b)| a != b).count();
-        assert!(changed > (overlay.len() / 3) / 2, "{name}: the heatmap covers the picture");
+        let changed = overlay
+            .pixels()
+            .zip(original.pixels())
+            .filter(|(a, b)| a != b)
+            .count();
+        assert!(
+            changed > (overlay.len() / 3) / 2,
+            "{name}: the heatmap covers the picture"
+        );
     }
     std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
 fn tokenize_reproduces_reference_ids() {
-    let tokens: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("goldens/tokens.json")).unwrap()).unwrap();
+    let tokens: Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures().join("goldens/tokens.json")).unwrap(),
+    )
+    .unwrap();
     let cases: Vec<&Value> = tokens.as_array().unwrap().iter().take(40).collect();
     let texts: Vec<&str> = cases.iter().map(|c| c["text"].as_str().unwrap()).collect();
     let mut args = vec!["tokenize"];
     args.extend(texts.iter().filter(|t| !t.starts_with('-')));
     let output = clip_surgery(&args);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let ids: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
-    let expected: Vec<&Value> = cases.iter().filter(|c| !c["text"].as_str().unwrap().starts_with('-')).map(|c| &c["ids"]).collect();
+    let expected: Vec<&Value> = cases
+        .iter()
+        .filter(|c| !c["text"].as_str().unwrap().starts_with('-'))
+        .map(|c| &c["ids"])
+        .collect();
     assert_eq!(ids.len(), expected.len());
     for (a, b) in ids.iter().zip(expected) {
         assert_eq!(a, b);
@@ -153,11 +240,37 @@ fn bad_input_exits_nonzero_with_a_message() {
     let image = image.to_str().unwrap();
     let not_image = fixtures().join("tiny-clip/config.json");
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["--model", "/nonexistent", "--image", image, "--text", "cat"], "nonexistent"),
-        (vec!["--model", model, "--image", not_image.to_str().unwrap(), "--text", "cat"], "decode"),
-        (vec!["--model", model, "--image", image, "--text", "cat", "--size", "100"], "multiples of the patch"),
-        (vec!["--model", model, "--image", image, "--labels", " , "], "nothing to explain"),
-        (vec!["--model", model, "--image", image, "--text", "cat", "--size", "abc"], "--size"),
+        (
+            vec!["--model", "/nonexistent", "--image", image, "--text", "cat"],
+            "nonexistent",
+        ),
+        (
+            vec![
+                "--model",
+                model,
+                "--image",
+                not_image.to_str().unwrap(),
+                "--text",
+                "cat",
+            ],
+            "decode",
+        ),
+        (
+            vec![
+                "--model", model, "--image", image, "--text", "cat", "--size", "100",
+            ],
+            "multiples of the patch",
+        ),
+        (
+            vec!["--model", model, "--image", image, "--labels", " , "],
+            "nothing to explain",
+        ),
+        (
+            vec![
+                "--model", model, "--image", image, "--text", "cat", "--size", "abc",
+            ],
+            "--size",
+        ),
     ];
     for (args, needle) in cases {
         let mut full = vec!["explain"];

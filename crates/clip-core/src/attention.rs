@@ -37,7 +37,8 @@ impl SelfAttention {
     /// `[B, N, W] → [B, H, N, W/H]`.
     fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
         let [b, n, w] = x.dims();
-        x.reshape([b, n, self.heads, w / self.heads]).swap_dims(1, 2)
+        x.reshape([b, n, self.heads, w / self.heads])
+            .swap_dims(1, 2)
     }
 
     /// `[B, H, N, W/H] → [B, N, W]`.
@@ -47,7 +48,13 @@ impl SelfAttention {
     }
 
     /// `softmax(s · a bᵀ + mask) · v` per head; all `[B, H, N, d]`, mask `[N, N]` additive.
-    fn attend(&self, a: Tensor<4>, b: Tensor<4>, v: Tensor<4>, mask: Option<&Tensor<2>>) -> Tensor<4> {
+    fn attend(
+        &self,
+        a: Tensor<4>,
+        b: Tensor<4>,
+        v: Tensor<4>,
+        mask: Option<&Tensor<2>>,
+    ) -> Tensor<4> {
         let [.., d] = a.dims();
         let scale = (d as f64).powf(-0.5);
         let mut scores = a.matmul(b.swap_dims(2, 3)) * scale; // [B, H, N, N]
@@ -62,7 +69,8 @@ impl SelfAttention {
         let q = self.split_heads(self.q_proj.forward(x.clone()));
         let k = self.split_heads(self.k_proj.forward(x.clone()));
         let v = self.split_heads(self.v_proj.forward(x));
-        self.out_proj.forward(Self::merge_heads(self.attend(q, k, v, mask)))
+        self.out_proj
+            .forward(Self::merge_heads(self.attend(q, k, v, mask)))
     }
 
     /// Both paths of a surgery block from one input `x: [B, N, W]` (the original path's
@@ -76,7 +84,9 @@ impl SelfAttention {
         let surgery = self.attend(v.clone(), v.clone(), v, None);
         // One out_proj matmul for both paths: stack them along the batch dimension.
         let batch = original.dims()[0];
-        let both = self.out_proj.forward(Self::merge_heads(Tensor::cat(vec![surgery, original], 0)));
+        let both = self
+            .out_proj
+            .forward(Self::merge_heads(Tensor::cat(vec![surgery, original], 0)));
         let [_, n, w] = both.dims();
         DualAttention {
             surgery: both.clone().slice([0..batch, 0..n, 0..w]),

@@ -64,19 +64,47 @@ impl std::str::FromStr for Colormap {
 /// channel becomes a stop, so linear RGB blending between stops reproduces it exactly.
 fn jet() -> LinearGradient {
     type Segments = &'static [(f32, f32)];
-    const R: Segments = &[(0.0, 0.0), (0.35, 0.0), (0.66, 1.0), (0.89, 1.0), (1.0, 0.5)];
-    const G: Segments = &[(0.0, 0.0), (0.125, 0.0), (0.375, 1.0), (0.64, 1.0), (0.91, 0.0), (1.0, 0.0)];
-    const B: Segments = &[(0.0, 0.5), (0.11, 1.0), (0.34, 1.0), (0.65, 0.0), (1.0, 0.0)];
+    const R: Segments = &[
+        (0.0, 0.0),
+        (0.35, 0.0),
+        (0.66, 1.0),
+        (0.89, 1.0),
+        (1.0, 0.5),
+    ];
+    const G: Segments = &[
+        (0.0, 0.0),
+        (0.125, 0.0),
+        (0.375, 1.0),
+        (0.64, 1.0),
+        (0.91, 0.0),
+        (1.0, 0.0),
+    ];
+    const B: Segments = &[
+        (0.0, 0.5),
+        (0.11, 1.0),
+        (0.34, 1.0),
+        (0.65, 0.0),
+        (1.0, 0.0),
+    ];
     fn eval(seg: Segments, x: f32) -> f32 {
-        let i = seg.iter().rposition(|&(p, _)| p <= x).unwrap_or(0).min(seg.len() - 2);
+        let i = seg
+            .iter()
+            .rposition(|&(p, _)| p <= x)
+            .unwrap_or(0)
+            .min(seg.len() - 2);
         let ((x0, y0), (x1, y1)) = (seg[i], seg[i + 1]);
         y0 + (y1 - y0) * ((x - x0) / (x1 - x0)).clamp(0.0, 1.0)
     }
-    let mut stops: Vec<f32> = [R, G, B].iter().flat_map(|s| s.iter().map(|&(p, _)| p)).collect();
+    let mut stops: Vec<f32> = [R, G, B]
+        .iter()
+        .flat_map(|s| s.iter().map(|&(p, _)| p))
+        .collect();
     stops.sort_by(f32::total_cmp);
     stops.dedup();
-    let colors: Vec<Color> =
-        stops.iter().map(|&x| Color::new(eval(R, x), eval(G, x), eval(B, x), 1.0)).collect();
+    let colors: Vec<Color> = stops
+        .iter()
+        .map(|&x| Color::new(eval(R, x), eval(G, x), eval(B, x), 1.0))
+        .collect();
     GradientBuilder::new()
         .colors(&colors)
         .domain(&stops)
@@ -120,7 +148,11 @@ mod tests {
         assert_eq!(lut[255], [128, 0, 0]); // (0.5, 0, 0)
         // jet(0.5) ≈ (0.49, 1.0, 0.48) in matplotlib.
         let [r, g, b] = lut[128];
-        assert!((120..=130).contains(&r) && g == 255 && (118..=128).contains(&b), "{:?}", lut[128]);
+        assert!(
+            (120..=130).contains(&r) && g == 255 && (118..=128).contains(&b),
+            "{:?}",
+            lut[128]
+        );
     }
 
     #[test]
@@ -135,7 +167,10 @@ mod tests {
     #[test]
     fn overlay_blends_and_clamps() {
         let img = RgbImage::from_pixel(2, 1, image::Rgb([100, 100, 100]));
-        let lut = vec![[0, 0, 0]; 255].into_iter().chain([[200, 200, 200]]).collect::<Vec<_>>();
+        let lut = vec![[0, 0, 0]; 255]
+            .into_iter()
+            .chain([[200, 200, 200]])
+            .collect::<Vec<_>>();
         let out = overlay(&img, &[f32::NAN, 7.0], &lut, 0.6);
         assert_eq!(out.get_pixel(0, 0).0, [40, 40, 40]);
         assert_eq!(out.get_pixel(1, 0).0, [160, 160, 160]);

@@ -52,7 +52,9 @@ impl TowerConfig {
 
     fn validate(&self, tower: &str) -> Result<()> {
         if self.width == 0 || self.layers == 0 || self.heads == 0 || self.mlp_width == 0 {
-            return Err(ClipError::Config(format!("{tower}: sizes must be positive: {self:?}")));
+            return Err(ClipError::Config(format!(
+                "{tower}: sizes must be positive: {self:?}"
+            )));
         }
         if self.width % self.heads != 0 {
             return Err(ClipError::Config(format!(
@@ -121,10 +123,18 @@ fn tower(width: usize, layers: usize, heads: usize) -> TowerConfig {
 }
 
 impl ClipConfig {
-    fn openai(embed_dim: usize, vision: (usize, usize, usize, usize, usize), text_width: usize) -> Self {
+    fn openai(
+        embed_dim: usize,
+        vision: (usize, usize, usize, usize, usize),
+        text_width: usize,
+    ) -> Self {
         let (width, layers, heads, patch_size, image_size) = vision;
         Self {
-            vision: VisionConfig { tower: tower(width, layers, heads), patch_size, image_size },
+            vision: VisionConfig {
+                tower: tower(width, layers, heads),
+                patch_size,
+                image_size,
+            },
             text: TextConfig {
                 tower: tower(text_width, 12, text_width / 64),
                 vocab_size: 49_408,
@@ -157,8 +167,11 @@ impl ClipConfig {
 
     /// A preset by its usual name (`ViT-B/16`, `vit-b-16`, `openai/clip-vit-base-patch16`, …).
     pub fn preset(name: &str) -> Option<Self> {
-        let key: String =
-            name.to_ascii_lowercase().chars().filter(char::is_ascii_alphanumeric).collect();
+        let key: String = name
+            .to_ascii_lowercase()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
         let key = key.trim_start_matches("openai").trim_start_matches("clip");
         match key {
             "vitb32" | "vitbasepatch32" => Some(Self::vit_b_32()),
@@ -172,10 +185,13 @@ impl ClipConfig {
     /// Parses a Hugging Face `CLIPModel` `config.json`. Missing fields take the same defaults
     /// as `transformers` (so old configs that only carry `*_config_dict` work too).
     pub fn from_hf_json(json: &str) -> Result<Self> {
-        let raw: HfClipConfig =
-            serde_json::from_str(json).map_err(|e| ClipError::Config(format!("config.json: {e}")))?;
+        let raw: HfClipConfig = serde_json::from_str(json)
+            .map_err(|e| ClipError::Config(format!("config.json: {e}")))?;
         let text = raw.text_config.or(raw.text_config_dict).unwrap_or_default();
-        let vision = raw.vision_config.or(raw.vision_config_dict).unwrap_or_default();
+        let vision = raw
+            .vision_config
+            .or(raw.vision_config_dict)
+            .unwrap_or_default();
         let config = Self {
             vision: VisionConfig {
                 tower: TowerConfig {
@@ -183,7 +199,9 @@ impl ClipConfig {
                     layers: vision.num_hidden_layers.unwrap_or(12),
                     heads: vision.num_attention_heads.unwrap_or(12),
                     mlp_width: vision.intermediate_size.unwrap_or(3072),
-                    activation: Activation::from_hf(vision.hidden_act.as_deref().unwrap_or("quick_gelu"))?,
+                    activation: Activation::from_hf(
+                        vision.hidden_act.as_deref().unwrap_or("quick_gelu"),
+                    )?,
                     layer_norm_eps: vision.layer_norm_eps.unwrap_or(1e-5),
                 },
                 patch_size: vision.patch_size.unwrap_or(32),
@@ -195,7 +213,9 @@ impl ClipConfig {
                     layers: text.num_hidden_layers.unwrap_or(12),
                     heads: text.num_attention_heads.unwrap_or(8),
                     mlp_width: text.intermediate_size.unwrap_or(2048),
-                    activation: Activation::from_hf(text.hidden_act.as_deref().unwrap_or("quick_gelu"))?,
+                    activation: Activation::from_hf(
+                        text.hidden_act.as_deref().unwrap_or("quick_gelu"),
+                    )?,
                     layer_norm_eps: text.layer_norm_eps.unwrap_or(1e-5),
                 },
                 vocab_size: text.vocab_size.unwrap_or(49_408),
@@ -225,7 +245,9 @@ impl ClipConfig {
             )));
         }
         if self.embed_dim == 0 || self.text.context_length == 0 || self.text.vocab_size == 0 {
-            return Err(ClipError::Config("embed_dim, context and vocab must be positive".into()));
+            return Err(ClipError::Config(
+                "embed_dim, context and vocab must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -269,8 +291,14 @@ mod tests {
     #[test]
     fn presets_by_any_common_name() {
         assert_eq!(ClipConfig::preset("ViT-B/16"), Some(ClipConfig::vit_b_16()));
-        assert_eq!(ClipConfig::preset("openai/clip-vit-base-patch16"), Some(ClipConfig::vit_b_16()));
-        assert_eq!(ClipConfig::preset("ViT-L/14@336px"), Some(ClipConfig::vit_l_14_336()));
+        assert_eq!(
+            ClipConfig::preset("openai/clip-vit-base-patch16"),
+            Some(ClipConfig::vit_b_16())
+        );
+        assert_eq!(
+            ClipConfig::preset("ViT-L/14@336px"),
+            Some(ClipConfig::vit_l_14_336())
+        );
         assert_eq!(ClipConfig::preset("ViT-B-32"), Some(ClipConfig::vit_b_32()));
         assert_eq!(ClipConfig::preset("resnet50"), None);
     }
@@ -286,9 +314,18 @@ mod tests {
     #[test]
     fn hf_json_rejects_unknown_activation_and_bad_sizes() {
         let act = r#"{"text_config": {"hidden_act": "swish"}}"#;
-        assert!(matches!(ClipConfig::from_hf_json(act), Err(ClipError::Config(_))));
+        assert!(matches!(
+            ClipConfig::from_hf_json(act),
+            Err(ClipError::Config(_))
+        ));
         let heads = r#"{"vision_config": {"hidden_size": 100, "num_attention_heads": 3}}"#;
-        assert!(matches!(ClipConfig::from_hf_json(heads), Err(ClipError::Config(_))));
-        assert!(matches!(ClipConfig::from_hf_json("{"), Err(ClipError::Config(_))));
+        assert!(matches!(
+            ClipConfig::from_hf_json(heads),
+            Err(ClipError::Config(_))
+        ));
+        assert!(matches!(
+            ClipConfig::from_hf_json("{"),
+            Err(ClipError::Config(_))
+        ));
     }
 }

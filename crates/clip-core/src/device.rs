@@ -17,10 +17,17 @@ pub fn cpu() -> Device {
 pub async fn wgpu() -> Result<Device> {
     let mut errors = Vec::new();
     for kind in [DeviceKind::DefaultDevice, DeviceKind::Cpu] {
-        match Device::wgpu_options().device_kind(kind.clone()).init_async().await {
+        match Device::wgpu_options()
+            .device_kind(kind.clone())
+            .init_async()
+            .await
+        {
             Ok(device) => return Ok(device),
             Err(e) => errors.push(format!("{kind:?}: {e}")),
         }
     }
-    Err(ClipError::Device(format!("no wgpu adapter ({})", errors.join("; "))))
+    Err(ClipError::Device(format!(
+        "no wgpu adapter ({})",
+        errors.join("; ")
+    )))
 }

@@ -23,9 +23,16 @@ pub struct EncoderLayer {
 
 impl EncoderLayer {
     /// Loads `<prefix>.{self_attn,layer_norm1,mlp,layer_norm2}`.
-    pub fn load(ckpt: &Checkpoint, prefix: &str, cfg: &TowerConfig, device: &Device) -> Result<Self> {
+    pub fn load(
+        ckpt: &Checkpoint,
+        prefix: &str,
+        cfg: &TowerConfig,
+        device: &Device,
+    ) -> Result<Self> {
         let w = cfg.width;
-        let lin = |name: &str, shape| Linear::load(ckpt, &format!("{prefix}.{name}"), shape, true, device);
+        let lin = |name: &str, shape| {
+            Linear::load(ckpt, &format!("{prefix}.{name}"), shape, true, device)
+        };
         Ok(Self {
             self_attn: SelfAttention {
                 q_proj: lin("self_attn.q_proj", [w, w])?,
@@ -34,13 +41,25 @@ impl EncoderLayer {
                 out_proj: lin("self_attn.out_proj", [w, w])?,
                 heads: cfg.heads,
             },
-            layer_norm1: LayerNorm::load(ckpt, &format!("{prefix}.layer_norm1"), w, cfg.layer_norm_eps, device)?,
+            layer_norm1: LayerNorm::load(
+                ckpt,
+                &format!("{prefix}.layer_norm1"),
+                w,
+                cfg.layer_norm_eps,
+                device,
+            )?,
             mlp: Mlp {
                 fc1: lin("mlp.fc1", [w, cfg.mlp_width])?,
                 fc2: lin("mlp.fc2", [cfg.mlp_width, w])?,
                 activation: cfg.activation,
             },
-            layer_norm2: LayerNorm::load(ckpt, &format!("{prefix}.layer_norm2"), w, cfg.layer_norm_eps, device)?,
+            layer_norm2: LayerNorm::load(
+                ckpt,
+                &format!("{prefix}.layer_norm2"),
+                w,
+                cfg.layer_norm_eps,
+                device,
+            )?,
         })
     }
 
@@ -81,7 +100,9 @@ impl EncoderLayer {
     /// skips the FFN. At the first surgery block both inputs are the same tensor.
     /// Returns `(surgery, original)`, each `[B, N, W]`.
     pub fn forward_dual(&self, surgery: Tensor<3>, original: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
-        let attn = self.self_attn.forward_dual(self.layer_norm1.forward(original.clone()));
+        let attn = self
+            .self_attn
+            .forward_dual(self.layer_norm1.forward(original.clone()));
         let original = original + attn.original;
         let original = original.clone() + self.mlp.forward(self.layer_norm2.forward(original));
         (surgery + attn.surgery, original)

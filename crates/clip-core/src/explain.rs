@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ClipError, Result};
 use crate::maps::{column, combine_min_max};
 use crate::model::{Clip, Method};
-use crate::points::{POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points};
+use crate::points::{
+    POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points,
+};
 use crate::preprocess::Preprocessed;
 use crate::prompts::{Query, TextFeatures, encode_ensembles, split_target};
 use crate::surgery::{cls_scores, feature_surgery, feature_surgery_single, raw_similarity};
@@ -58,13 +60,20 @@ pub enum Stage {
 /// Uploads preprocessed pixels as a `[1, 3, H, W]` tensor.
 pub fn pixels_tensor(model: &Clip, image: &Preprocessed) -> Tensor<4> {
     let [h, w] = image.input_hw;
-    Tensor::from_data(TensorData::new(image.pixels.clone(), [1, 3, h, w]), model.device())
+    Tensor::from_data(
+        TensorData::new(image.pixels.clone(), [1, 3, h, w]),
+        model.device(),
+    )
 }
 
 /// Reads a float tensor back to the host.
 pub async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
-    let data = tensor.into_data_async().await.map_err(|e| ClipError::Device(format!("{e:?}")))?;
-    data.try_into_vec::<f32>().map_err(|e| ClipError::Device(format!("{e:?}")))
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| ClipError::Device(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| ClipError::Device(format!("{e:?}")))
 }
 
 /// Explains `query` on `image`.
@@ -76,7 +85,9 @@ pub async fn explain(
     method: Method,
     mut progress: impl FnMut(Stage),
 ) -> Result<Explanation> {
-    let grid = model.vision_model.grid_for(image.input_hw[0], image.input_hw[1])?;
+    let grid = model
+        .vision_model
+        .grid_for(image.input_hw[0], image.input_hw[1])?;
     // Text first: the ensembles are the long part on CPU and report progress per text.
     let (texts, parts_per_label): (Vec<String>, Vec<usize>) = match query {
         Query::Labels(labels) => (labels.clone(), vec![1; labels.len()]),
@@ -91,8 +102,12 @@ pub async fn explain(
     if single {
         all.push(String::new()); // the redundant feature: the ensemble of ""
     }
-    let TextFeatures { features, truncated } =
-        encode_ensembles(model, tokenizer, &all, |done, total| progress(Stage::Text(done, total)))?;
+    let TextFeatures {
+        features,
+        truncated,
+    } = encode_ensembles(model, tokenizer, &all, |done, total| {
+        progress(Stage::Text(done, total))
+    })?;
     let e = model.config.embed_dim;
     let n_texts = texts.len();
 
@@ -123,11 +138,18 @@ pub async fn explain(
     let mut points = BTreeMap::new();
     let mut first = 0;
     for (label, &n_parts) in labels.iter().zip(&parts_per_label) {
-        let parts: Vec<Vec<f32>> =
-            (first..first + n_parts).map(|t| column(patches, n_texts, t)).collect();
+        let parts: Vec<Vec<f32>> = (first..first + n_parts)
+            .map(|t| column(patches, n_texts, t))
+            .collect();
         first += n_parts;
         let (values, label_points) = if n_parts == 1 {
-            let p = similarity_to_points(&parts[0], grid, image.original_hw, POINT_THRESHOLD, POINT_DOWNSAMPLE);
+            let p = similarity_to_points(
+                &parts[0],
+                grid,
+                image.original_hw,
+                POINT_THRESHOLD,
+                POINT_DOWNSAMPLE,
+            );
             (parts.into_iter().next().unwrap_or_default(), p)
         } else {
             let mean = combine_min_max(&parts);
@@ -137,7 +159,16 @@ pub async fn explain(
         columns.push(values);
         points.insert(label.clone(), label_points);
     }
-    let similarity = (0..gh * gw).map(|i| columns.iter().map(|c| c[i]).collect()).collect();
+    let similarity = (0..gh * gw)
+        .map(|i| columns.iter().map(|c| c[i]).collect())
+        .collect();
     let cls_scores = if single { vec![1.0] } else { scores };
-    Ok(Explanation { labels, grid, similarity, cls_scores, points, truncated })
+    Ok(Explanation {
+        labels,
+        grid,
+        similarity,
+        cls_scores,
+        points,
+        truncated,
+    })
 }

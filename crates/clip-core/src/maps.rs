@@ -42,7 +42,9 @@ pub fn resize_bilinear(src: &[f32], in_hw: [usize; 2], out_hw: [usize; 2]) -> Ve
 pub fn min_max(values: &[f32]) -> Vec<f32> {
     let (lo, hi) = values
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     let range = hi - lo;
     if range > 0.0 && range.is_finite() {
         values.iter().map(|v| (v - lo) / range).collect()
@@ -53,7 +55,12 @@ pub fn min_max(values: &[f32]) -> Vec<f32> {
 
 /// Column `class` of a row-major `[rows, classes]` matrix.
 pub fn column(matrix: &[f32], classes: usize, class: usize) -> Vec<f32> {
-    matrix.iter().skip(class).step_by(classes).copied().collect()
+    matrix
+        .iter()
+        .skip(class)
+        .step_by(classes)
+        .copied()
+        .collect()
 }
 
 /// The similarity map of one class: min-max over the patches, then resized from the patch grid
@@ -109,6 +116,9 @@ mod tests {
 
     #[test]
     fn column_extracts_strided_values() {
-        assert_eq!(column(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 1), vec![2.0, 5.0]);
+        assert_eq!(
+            column(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3, 1),
+            vec![2.0, 5.0]
+        );
     }
 }

@@ -53,7 +53,10 @@ pub struct Clip {
 
 /// L2-normalises along the last dimension (`x / max(‖x‖, 1e-12)`).
 pub fn l2_normalize<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let norm = (x.clone() * x.clone()).sum_dim(D - 1).sqrt().clamp_min(1e-12);
+    let norm = (x.clone() * x.clone())
+        .sum_dim(D - 1)
+        .sqrt()
+        .clamp_min(1e-12);
     x / norm
 }
 
@@ -62,7 +65,11 @@ impl Clip {
     ///
     /// Hugging Face naming needs `config` (from `config.json`); OpenAI naming carries no
     /// config, so it is inferred from the tensor shapes, and a given `config` must agree.
-    pub fn from_safetensors(bytes: &[u8], config: Option<ClipConfig>, device: &Device) -> Result<Self> {
+    pub fn from_safetensors(
+        bytes: &[u8],
+        config: Option<ClipConfig>,
+        device: &Device,
+    ) -> Result<Self> {
         let ckpt = Checkpoint::parse(bytes)?;
         let config = match (ckpt.naming(), config) {
             (_, Some(config)) => config,
@@ -74,7 +81,11 @@ impl Clip {
             }
         };
         config.validate()?;
-        let (wv, wt, e) = (config.vision.tower.width, config.text.tower.width, config.embed_dim);
+        let (wv, wt, e) = (
+            config.vision.tower.width,
+            config.text.tower.width,
+            config.embed_dim,
+        );
         let logit_scale = ckpt.get_shaped("logit_scale", &[])?;
         Ok(Self {
             vision_model: VisionTransformer::load(&ckpt, &config.vision, device)?,
@@ -91,7 +102,11 @@ impl Clip {
     /// weights, no download).
     pub fn random(config: ClipConfig, seed: u64, device: &Device) -> Self {
         let mut rng = SplitMix::new(seed);
-        let (wv, wt, e) = (config.vision.tower.width, config.text.tower.width, config.embed_dim);
+        let (wv, wt, e) = (
+            config.vision.tower.width,
+            config.text.tower.width,
+            config.embed_dim,
+        );
         Self {
             vision_model: VisionTransformer::random(&mut rng, &config.vision, device),
             text_model: TextTransformer::random(&mut rng, &config.text, device),
@@ -122,6 +137,8 @@ impl Clip {
 
     /// Text features `[B, E]` (projected, not normalised) for tokenized prompts.
     pub fn encode_text(&self, batch: &[Tokenized]) -> Result<Tensor<2>> {
-        Ok(self.text_projection.forward(self.text_model.forward(batch, &self.device)?))
+        Ok(self
+            .text_projection
+            .forward(self.text_model.forward(batch, &self.device)?))
     }
 }

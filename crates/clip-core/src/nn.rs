@@ -52,15 +52,29 @@ pub struct Linear {
 
 impl Linear {
     /// Loads `<prefix>.weight` (`[out, in]` in the file) and, if `bias`, `<prefix>.bias`.
-    pub fn load(ckpt: &Checkpoint, prefix: &str, shape: [usize; 2], bias: bool, device: &Device) -> Result<Self> {
+    pub fn load(
+        ckpt: &Checkpoint,
+        prefix: &str,
+        shape: [usize; 2],
+        bias: bool,
+        device: &Device,
+    ) -> Result<Self> {
         let [d_in, d_out] = shape;
-        let weight = ckpt.get_shaped(&format!("{prefix}.weight"), &[d_out, d_in])?.transposed();
+        let weight = ckpt
+            .get_shaped(&format!("{prefix}.weight"), &[d_out, d_in])?
+            .transposed();
         let bias = if bias {
-            Some(upload(&ckpt.get_shaped(&format!("{prefix}.bias"), &[d_out])?, device))
+            Some(upload(
+                &ckpt.get_shaped(&format!("{prefix}.bias"), &[d_out])?,
+                device,
+            ))
         } else {
             None
         };
-        Ok(Self { weight: upload(&weight, device), bias })
+        Ok(Self {
+            weight: upload(&weight, device),
+            bias,
+        })
     }
 
     /// Random init (`U(±1/√in)` like PyTorch), for benchmarks.
@@ -91,10 +105,22 @@ pub struct LayerNorm {
 
 impl LayerNorm {
     /// Loads `<prefix>.weight` and `<prefix>.bias`.
-    pub fn load(ckpt: &Checkpoint, prefix: &str, width: usize, eps: f64, device: &Device) -> Result<Self> {
+    pub fn load(
+        ckpt: &Checkpoint,
+        prefix: &str,
+        width: usize,
+        eps: f64,
+        device: &Device,
+    ) -> Result<Self> {
         Ok(Self {
-            weight: upload(&ckpt.get_shaped(&format!("{prefix}.weight"), &[width])?, device),
-            bias: upload(&ckpt.get_shaped(&format!("{prefix}.bias"), &[width])?, device),
+            weight: upload(
+                &ckpt.get_shaped(&format!("{prefix}.weight"), &[width])?,
+                device,
+            ),
+            bias: upload(
+                &ckpt.get_shaped(&format!("{prefix}.bias"), &[width])?,
+                device,
+            ),
             eps,
         })
     }
@@ -103,7 +129,11 @@ impl LayerNorm {
     pub fn random(rng: &mut SplitMix, width: usize, eps: f64, device: &Device) -> Self {
         let mut weight = rng.uniform(&[width], 0.1);
         weight.data.iter_mut().for_each(|w| *w += 1.0);
-        Self { weight: upload(&weight, device), bias: upload(&rng.uniform(&[width], 0.05), device), eps }
+        Self {
+            weight: upload(&weight, device),
+            bias: upload(&rng.uniform(&[width], 0.05), device),
+            eps,
+        }
     }
 
     /// `[.., W] → [.., W]`.

@@ -43,7 +43,9 @@ pub fn similarity_to_points(
     let small = resize_bilinear(similarity, grid, [dh, dw]);
     let (lo, hi) = small
         .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
     if !(hi > lo) {
         return Points::default();
     }
@@ -63,7 +65,9 @@ pub fn similarity_to_points(
     let negatives = rank[..num].iter().map(|&i| to_xy(i));
     Points {
         xy: positives.chain(negatives).collect(),
-        positive: std::iter::repeat_n(true, num).chain(std::iter::repeat_n(false, num)).collect(),
+        positive: std::iter::repeat_n(true, num)
+            .chain(std::iter::repeat_n(false, num))
+            .collect(),
     }
 }
 

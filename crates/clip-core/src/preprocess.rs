@@ -36,7 +36,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage> {
         return Err(ClipError::EmptyImage);
     }
     // A broken EXIF block should not cost the user their picture: fall back to "upright".
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(image_error)?;
     image.apply_orientation(orientation);
     Ok(image.into_rgb8())
@@ -88,7 +90,11 @@ fn coefficients(in_size: usize, out_size: usize) -> Vec<(usize, Vec<i32>)> {
                 .map(|w| {
                     let w = if total != 0.0 { w / total } else { *w };
                     let scaled = w * f64::from(1u32 << PRECISION_BITS);
-                    (if scaled < 0.0 { scaled - 0.5 } else { scaled + 0.5 }) as i32
+                    (if scaled < 0.0 {
+                        scaled - 0.5
+                    } else {
+                        scaled + 0.5
+                    }) as i32
                 })
                 .collect();
             (min, fixed)
@@ -102,7 +108,11 @@ fn clip8(acc: i64) -> u8 {
 
 /// One separable pass over interleaved RGB rows: resamples along x when `horizontal`, else y.
 fn pass(src: &[u8], [h, w]: [usize; 2], out_len: usize, horizontal: bool) -> Vec<u8> {
-    let (out_h, out_w) = if horizontal { (h, out_len) } else { (out_len, w) };
+    let (out_h, out_w) = if horizontal {
+        (h, out_len)
+    } else {
+        (out_len, w)
+    };
     let coeffs = coefficients(if horizontal { w } else { h }, out_len);
     let mut out = vec![0u8; out_h * out_w * 3];
     for y in 0..out_h {
@@ -111,7 +121,11 @@ fn pass(src: &[u8], [h, w]: [usize; 2], out_len: usize, horizontal: bool) -> Vec
             for c in 0..3 {
                 let mut acc: i64 = 1 << (PRECISION_BITS - 1);
                 for (k, &wt) in weights.iter().enumerate() {
-                    let (sy, sx) = if horizontal { (y, start + k) } else { (start + k, x) };
+                    let (sy, sx) = if horizontal {
+                        (y, start + k)
+                    } else {
+                        (start + k, x)
+                    };
                     acc += i64::from(src[(sy * w + sx) * 3 + c]) * i64::from(wt);
                 }
                 out[(y * out_w + x) * 3 + c] = clip8(acc);
@@ -177,7 +191,11 @@ pub fn preprocess(bytes: &[u8], input_hw: [usize; 2]) -> Result<(RgbImage, Prepr
 
 fn check_input_size([height, width]: [usize; 2]) -> Result<()> {
     if height == 0 || width == 0 || height > MAX_INPUT_SIDE || width > MAX_INPUT_SIDE {
-        return Err(ClipError::BadInputSize { height, width, patch: 0 });
+        return Err(ClipError::BadInputSize {
+            height,
+            width,
+            patch: 0,
+        });
     }
     Ok(())
 }
@@ -202,7 +220,10 @@ mod tests {
         for (n_in, n_out) in [(512, 224), (224, 512), (7, 3), (3, 1), (600, 224)] {
             for (_, w) in coefficients(n_in, n_out) {
                 let sum: i64 = w.iter().map(|&v| i64::from(v)).sum();
-                assert!((sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64, "{n_in}->{n_out}");
+                assert!(
+                    (sum - (1 << PRECISION_BITS)).abs() <= w.len() as i64,
+                    "{n_in}->{n_out}"
+                );
             }
         }
     }
@@ -213,7 +234,10 @@ mod tests {
         let r = resize_bicubic(&flat, 64, 50);
         assert!(r.pixels().all(|p| p.0 == [10, 128, 250]));
         let mut noisy = RgbImage::new(5, 4);
-        noisy.pixels_mut().enumerate().for_each(|(i, p)| p.0 = [(i * 37 % 256) as u8; 3]);
+        noisy
+            .pixels_mut()
+            .enumerate()
+            .for_each(|(i, p)| p.0 = [(i * 37 % 256) as u8; 3]);
         assert_eq!(resize_bicubic(&noisy, 4, 5), noisy);
     }
 
@@ -228,9 +252,15 @@ mod tests {
 
     #[test]
     fn garbage_and_empty_are_errors() {
-        assert!(matches!(decode_image(b"definitely not an image"), Err(ClipError::Image(_))));
+        assert!(matches!(
+            decode_image(b"definitely not an image"),
+            Err(ClipError::Image(_))
+        ));
         assert!(matches!(decode_image(&[]), Err(ClipError::Image(_))));
         // A PNG signature with a truncated body.
-        assert!(matches!(decode_image(b"\x89PNG\r\n\x1a\n\0\0"), Err(ClipError::Image(_))));
+        assert!(matches!(
+            decode_image(b"\x89PNG\r\n\x1a\n\0\0"),
+            Err(ClipError::Image(_))
+        ));
     }
 }

@@ -99,7 +99,10 @@ pub const TEMPLATES: [&str; 85] = [
 
 /// Formats every template with `text` (Python's `template.format(text)`).
 pub fn prompts(text: &str) -> Vec<String> {
-    TEMPLATES.iter().map(|t| t.replacen("{}", text, 1)).collect()
+    TEMPLATES
+        .iter()
+        .map(|t| t.replacen("{}", text, 1))
+        .collect()
 }
 
 /// Prompt-ensembled text features.
@@ -136,7 +139,10 @@ pub fn encode_ensembles(
         rows.push(l2_normalize(features.mean_dim(0))); // [1, E]
         progress(i + 1, texts.len());
     }
-    Ok(TextFeatures { features: Tensor::cat(rows, 0), truncated })
+    Ok(TextFeatures {
+        features: Tensor::cat(rows, 0),
+        truncated,
+    })
 }
 
 /// What the user asked to explain.
@@ -153,8 +159,12 @@ pub enum Query {
 impl Query {
     /// Parses a comma-separated label list, trimming blanks; empty → [`ClipError::EmptyQuery`].
     pub fn labels(list: &str) -> Result<Self> {
-        let labels: Vec<String> =
-            list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let labels: Vec<String> = list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
         if labels.is_empty() {
             return Err(ClipError::EmptyQuery);
         }
@@ -181,7 +191,11 @@ impl Query {
 
 /// The parts of an "a+b" target (one part for a plain text).
 pub fn split_target(text: &str) -> Vec<String> {
-    text.split('+').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+    text.split('+')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -202,7 +216,10 @@ mod tests {
         assert!(matches!(Query::labels(" , ,"), Err(ClipError::EmptyQuery)));
         assert!(matches!(Query::text("  "), Err(ClipError::EmptyQuery)));
         assert!(matches!(Query::text("+"), Err(ClipError::EmptyQuery)));
-        assert_eq!(Query::labels("cat, dog,").unwrap(), Query::Labels(vec!["cat".into(), "dog".into()]));
+        assert_eq!(
+            Query::labels("cat, dog,").unwrap(),
+            Query::Labels(vec!["cat".into(), "dog".into()])
+        );
         assert_eq!(split_target("person + bench"), vec!["person", "bench"]);
     }
 }

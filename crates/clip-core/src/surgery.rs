@@ -24,7 +24,11 @@ pub fn feature_surgery(image: Tensor<2>, text: Tensor<2>) -> Tensor<2> {
 
 /// Single-text mode: `x · (t − r)ᵀ`, with `r` the prompt-ensembled feature of `""`
 /// (what every prompt shares, whatever the object).
-pub fn feature_surgery_single(image: Tensor<2>, text: Tensor<2>, redundant: Tensor<2>) -> Tensor<2> {
+pub fn feature_surgery_single(
+    image: Tensor<2>,
+    text: Tensor<2>,
+    redundant: Tensor<2>,
+) -> Tensor<2> {
     image.matmul((text - redundant).transpose())
 }
 

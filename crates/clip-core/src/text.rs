@@ -34,14 +34,26 @@ impl TextTransformer {
     pub fn load(ckpt: &Checkpoint, config: &TextConfig, device: &Device) -> Result<Self> {
         let w = config.tower.width;
         let layers = (0..config.tower.layers)
-            .map(|i| EncoderLayer::load(ckpt, &format!("text_model.encoder.layers.{i}"), &config.tower, device))
+            .map(|i| {
+                EncoderLayer::load(
+                    ckpt,
+                    &format!("text_model.encoder.layers.{i}"),
+                    &config.tower,
+                    device,
+                )
+            })
             .collect::<Result<_>>()?;
         Ok(Self {
             config: config.clone(),
-            token_embedding: ckpt
-                .get_shaped("text_model.embeddings.token_embedding.weight", &[config.vocab_size, w])?,
+            token_embedding: ckpt.get_shaped(
+                "text_model.embeddings.token_embedding.weight",
+                &[config.vocab_size, w],
+            )?,
             position_embedding: upload(
-                &ckpt.get_shaped("text_model.embeddings.position_embedding.weight", &[config.context_length, w])?,
+                &ckpt.get_shaped(
+                    "text_model.embeddings.position_embedding.weight",
+                    &[config.context_length, w],
+                )?,
                 device,
             ),
             layers,
@@ -62,7 +74,9 @@ impl TextTransformer {
             config: config.clone(),
             token_embedding: rng.uniform(&[config.vocab_size, w], 0.02),
             position_embedding: upload(&rng.uniform(&[config.context_length, w], 0.01), device),
-            layers: (0..config.tower.layers).map(|_| EncoderLayer::random(rng, &config.tower, device)).collect(),
+            layers: (0..config.tower.layers)
+                .map(|_| EncoderLayer::random(rng, &config.tower, device))
+                .collect(),
             final_layer_norm: LayerNorm::random(rng, w, config.tower.layer_norm_eps, device),
         }
     }
@@ -77,7 +91,11 @@ impl TextTransformer {
         let w = self.config.tower.width;
         let vocab = self.config.vocab_size;
         let b = batch.len();
-        let len = batch.iter().map(|t| t.eot + 1).max().ok_or(ClipError::EmptyQuery)?;
+        let len = batch
+            .iter()
+            .map(|t| t.eot + 1)
+            .max()
+            .ok_or(ClipError::EmptyQuery)?;
         if len > self.config.context_length {
             return Err(ClipError::Config(format!(
                 "a prompt needs {len} positions, the model has {}",
@@ -89,13 +107,19 @@ impl TextTransformer {
             for &id in &tokens.ids[..len] {
                 let id = id as usize;
                 if id >= vocab {
-                    return Err(ClipError::Config(format!("token id {id} is outside the {vocab}-token vocabulary")));
+                    return Err(ClipError::Config(format!(
+                        "token id {id} is outside the {vocab}-token vocabulary"
+                    )));
                 }
                 embedded.extend_from_slice(&self.token_embedding.data[id * w..(id + 1) * w]);
             }
         }
         let x = Tensor::<3>::from_data(TensorData::new(embedded, [b, len, w]), device);
-        let x = x + self.position_embedding.clone().slice([0..len, 0..w]).unsqueeze::<3>();
+        let x = x + self
+            .position_embedding
+            .clone()
+            .slice([0..len, 0..w])
+            .unsqueeze::<3>();
         let mask: Vec<f32> = (0..len * len)
             .map(|i| if i % len > i / len { MASKED } else { 0.0 })
             .collect();
@@ -105,7 +129,11 @@ impl TextTransformer {
             x = layer.forward(x, Some(&mask));
         }
         let x = self.final_layer_norm.forward(x).reshape([b * len, w]);
-        let rows: Vec<i64> = batch.iter().enumerate().map(|(i, t)| (i * len + t.eot) as i64).collect();
+        let rows: Vec<i64> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i * len + t.eot) as i64)
+            .collect();
         let rows = Tensor::<1, Int>::from_data(TensorData::new(rows, [b]), device);
         Ok(x.select(0, rows))
     }

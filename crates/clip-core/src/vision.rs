@@ -60,18 +60,34 @@ impl VisionTransformer {
         let p = config.patch_size;
         let g = config.grid_side();
         let eps = config.tower.layer_norm_eps;
-        let conv = ckpt.get_shaped("vision_model.embeddings.patch_embedding.weight", &[w, 3, p, p])?;
+        let conv = ckpt.get_shaped(
+            "vision_model.embeddings.patch_embedding.weight",
+            &[w, 3, p, p],
+        )?;
         let layers = (0..config.tower.layers)
             .map(|i| {
-                EncoderLayer::load(ckpt, &format!("vision_model.encoder.layers.{i}"), &config.tower, device)
+                EncoderLayer::load(
+                    ckpt,
+                    &format!("vision_model.encoder.layers.{i}"),
+                    &config.tower,
+                    device,
+                )
             })
             .collect::<Result<_>>()?;
         Ok(Self {
             config: config.clone(),
-            patch_embedding: upload(&HostTensor::new(vec![w, 3 * p * p], conv.data).transposed(), device),
-            class_embedding: upload(&ckpt.get_shaped("vision_model.embeddings.class_embedding", &[w])?, device),
-            position_embedding: ckpt
-                .get_shaped("vision_model.embeddings.position_embedding.weight", &[g * g + 1, w])?,
+            patch_embedding: upload(
+                &HostTensor::new(vec![w, 3 * p * p], conv.data).transposed(),
+                device,
+            ),
+            class_embedding: upload(
+                &ckpt.get_shaped("vision_model.embeddings.class_embedding", &[w])?,
+                device,
+            ),
+            position_embedding: ckpt.get_shaped(
+                "vision_model.embeddings.position_embedding.weight",
+                &[g * g + 1, w],
+            )?,
             pre_layrnorm: LayerNorm::load(ckpt, "vision_model.pre_layrnorm", w, eps, device)?,
             layers,
             post_layernorm: LayerNorm::load(ckpt, "vision_model.post_layernorm", w, eps, device)?,
@@ -90,7 +106,9 @@ impl VisionTransformer {
             class_embedding: upload(&rng.uniform(&[w], 0.05), device),
             position_embedding: rng.uniform(&[g * g + 1, w], 0.05),
             pre_layrnorm: LayerNorm::random(rng, w, eps, device),
-            layers: (0..config.tower.layers).map(|_| EncoderLayer::random(rng, &config.tower, device)).collect(),
+            layers: (0..config.tower.layers)
+                .map(|_| EncoderLayer::random(rng, &config.tower, device))
+                .collect(),
             post_layernorm: LayerNorm::random(rng, w, eps, device),
         }
     }
@@ -100,7 +118,11 @@ impl VisionTransformer {
     pub fn grid_for(&self, height: usize, width: usize) -> Result<[usize; 2]> {
         let p = self.config.patch_size;
         if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
-            return Err(ClipError::BadInputSize { height, width, patch: p });
+            return Err(ClipError::BadInputSize {
+                height,
+                width,
+                patch: p,
+            });
         }
         Ok([height / p, width / p])
     }
@@ -118,8 +140,15 @@ impl VisionTransformer {
             .permute([0, 2, 4, 1, 3, 5]) // [B, gh, gw, C, P, P]
             .reshape([b, gh * gw, c * p * p]);
         let tokens = module::linear(patches, self.patch_embedding.clone(), None); // [B, N, W]
-        let class = self.class_embedding.clone().reshape([1, 1, width]).repeat_dim(0, b);
-        let pos = upload::<2>(&interpolate_pos_embed(&self.position_embedding, [gh, gw]), &device);
+        let class = self
+            .class_embedding
+            .clone()
+            .reshape([1, 1, width])
+            .repeat_dim(0, b);
+        let pos = upload::<2>(
+            &interpolate_pos_embed(&self.position_embedding, [gh, gw]),
+            &device,
+        );
         let x = Tensor::cat(vec![class, tokens], 1) + pos.unsqueeze::<3>();
         Ok(self.pre_layrnorm.forward(x))
     }
@@ -143,7 +172,10 @@ impl VisionTransformer {
             }
             let [b, n, w] = surgery.dims();
             x = Tensor::cat(
-                vec![original.slice([0..b, 0..1, 0..w]), surgery.slice([0..b, 1..n, 0..w])],
+                vec![
+                    original.slice([0..b, 0..1, 0..w]),
+                    surgery.slice([0..b, 1..n, 0..w]),
+                ],
                 1,
             );
         }

@@ -65,7 +65,9 @@ pub struct Checkpoint<'a> {
 
 impl std::fmt::Debug for Checkpoint<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Checkpoint").field("naming", &self.naming).finish_non_exhaustive()
+        f.debug_struct("Checkpoint")
+            .field("naming", &self.naming)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,8 +102,10 @@ impl<'a> Checkpoint<'a> {
 
     /// Reads a tensor stored under its own (file) name, converting to `f32`.
     pub fn raw(&self, name: &str) -> Result<HostTensor> {
-        let view =
-            self.archive.tensor(name).map_err(|_| ClipError::MissingTensor(name.to_string()))?;
+        let view = self
+            .archive
+            .tensor(name)
+            .map_err(|_| ClipError::MissingTensor(name.to_string()))?;
         let bytes = view.data();
         let data: Vec<f32> = match view.dtype() {
             Dtype::F32 => bytes
@@ -160,11 +164,15 @@ impl<'a> Checkpoint<'a> {
             "visual_projection.weight" => Some(("visual.proj", true)),
             "text_projection.weight" => Some(("text_projection", true)),
             "vision_model.embeddings.class_embedding" => Some(("visual.class_embedding", false)),
-            "vision_model.embeddings.patch_embedding.weight" => Some(("visual.conv1.weight", false)),
+            "vision_model.embeddings.patch_embedding.weight" => {
+                Some(("visual.conv1.weight", false))
+            }
             "vision_model.embeddings.position_embedding.weight" => {
                 Some(("visual.positional_embedding", false))
             }
-            "text_model.embeddings.token_embedding.weight" => Some(("token_embedding.weight", false)),
+            "text_model.embeddings.token_embedding.weight" => {
+                Some(("token_embedding.weight", false))
+            }
             "text_model.embeddings.position_embedding.weight" => {
                 Some(("positional_embedding", false))
             }
@@ -230,8 +238,10 @@ impl<'a> Checkpoint<'a> {
     /// config): widths from norms and projections, depth by counting blocks, 64-wide heads.
     pub fn infer_openai_config(&self) -> Result<ClipConfig> {
         let shape = |name: &str| -> Result<Vec<usize>> {
-            let view =
-                self.archive.tensor(name).map_err(|_| ClipError::MissingTensor(name.into()))?;
+            let view = self
+                .archive
+                .tensor(name)
+                .map_err(|_| ClipError::MissingTensor(name.into()))?;
             Ok(view.shape().to_vec())
         };
         let count = |prefix: &str| {
@@ -247,7 +257,9 @@ impl<'a> Checkpoint<'a> {
         let fc = shape("visual.transformer.resblocks.0.mlp.c_fc.weight")?;
         let text_fc = shape("transformer.resblocks.0.mlp.c_fc.weight")?;
         if conv.len() != 4 || pos.len() != 2 || proj.len() != 2 || tokens.len() != 2 {
-            return Err(ClipError::Config("OpenAI weights have unexpected ranks".into()));
+            return Err(ClipError::Config(
+                "OpenAI weights have unexpected ranks".into(),
+            ));
         }
         let patch = conv[3];
         let grid = ((pos[0].saturating_sub(1)) as f64).sqrt().round() as usize;
@@ -291,14 +303,24 @@ mod tests {
     #[test]
     fn transpose_and_rows() {
         let t = HostTensor::new(vec![2, 3], vec![1., 2., 3., 4., 5., 6.]);
-        assert_eq!(t.transposed(), HostTensor::new(vec![3, 2], vec![1., 4., 2., 5., 3., 6.]));
+        assert_eq!(
+            t.transposed(),
+            HostTensor::new(vec![3, 2], vec![1., 4., 2., 5., 3., 6.])
+        );
         assert_eq!(t.rows(1, 2), HostTensor::new(vec![1, 3], vec![4., 5., 6.]));
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for bytes in [&b""[..], b"\x08\0\0\0\0\0\0\0{}", b"\xff\xff\xff\xff\xff\xff\xff\xff"] {
-            assert!(matches!(Checkpoint::parse(bytes), Err(ClipError::Safetensors(_))));
+        for bytes in [
+            &b""[..],
+            b"\x08\0\0\0\0\0\0\0{}",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+        ] {
+            assert!(matches!(
+                Checkpoint::parse(bytes),
+                Err(ClipError::Safetensors(_))
+            ));
         }
     }
 }

@@ -15,16 +15,36 @@ fn load(bytes: &[u8], config: Option<ClipConfig>) -> Result<Clip, ClipError> {
 }
 
 /// Rewrites a safetensors archive: `edit` may rename, drop or re-type tensors.
-fn rewrite(bytes: &[u8], edit: impl Fn(&str, safetensors::Dtype, Vec<u8>, Vec<usize>) -> Option<(String, safetensors::Dtype, Vec<u8>, Vec<usize>)>) -> Vec<u8> {
+fn rewrite(
+    bytes: &[u8],
+    edit: impl Fn(
+        &str,
+        safetensors::Dtype,
+        Vec<u8>,
+        Vec<usize>,
+    ) -> Option<(String, safetensors::Dtype, Vec<u8>, Vec<usize>)>,
+) -> Vec<u8> {
     let archive = safetensors::SafeTensors::deserialize(bytes).unwrap();
     let tensors: Vec<(String, safetensors::Dtype, Vec<u8>, Vec<usize>)> = archive
         .tensors()
         .into_iter()
-        .filter_map(|(name, view)| edit(&name, view.dtype(), view.data().to_vec(), view.shape().to_vec()))
+        .filter_map(|(name, view)| {
+            edit(
+                &name,
+                view.dtype(),
+                view.data().to_vec(),
+                view.shape().to_vec(),
+            )
+        })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
-        .map(|(n, d, b, s)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap()))
+        .map(|(n, d, b, s)| {
+            (
+                n.clone(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
         .collect();
     safetensors::serialize(views, None).unwrap()
 }
@@ -36,17 +56,27 @@ fn missing_truncated_and_corrupt_weights() {
     assert!(matches!(err, ClipError::Safetensors(_)), "{err}");
     let mut corrupt = bytes.clone();
     corrupt[10..200].fill(b'#');
-    assert!(matches!(load(&corrupt, Some(model_config())), Err(ClipError::Safetensors(_))));
+    assert!(matches!(
+        load(&corrupt, Some(model_config())),
+        Err(ClipError::Safetensors(_))
+    ));
     assert!(matches!(load(b"", None), Err(ClipError::Safetensors(_))));
-    let without = rewrite(&bytes, |n, d, b, s| (n != "vision_model.post_layernorm.bias").then(|| (n.into(), d, b, s)));
+    let without = rewrite(&bytes, |n, d, b, s| {
+        (n != "vision_model.post_layernorm.bias").then(|| (n.into(), d, b, s))
+    });
     let err = load(&without, Some(model_config())).unwrap_err();
-    assert!(matches!(&err, ClipError::MissingTensor(n) if n == "vision_model.post_layernorm.bias"), "{err}");
+    assert!(
+        matches!(&err, ClipError::MissingTensor(n) if n == "vision_model.post_layernorm.bias"),
+        "{err}"
+    );
     assert!(err.to_string().contains("vision_model.post_layernorm.bias"));
 }
 
 #[test]
 fn unknown_naming_is_reported_with_examples() {
-    let renamed = rewrite(&weights(), |n, d, b, s| Some((format!("model.{n}"), d, b, s)));
+    let renamed = rewrite(&weights(), |n, d, b, s| {
+        Some((format!("model.{n}"), d, b, s))
+    });
     let err = load(&renamed, Some(model_config())).unwrap_err();
     assert!(matches!(err, ClipError::UnknownNaming(_)), "{err}");
     assert!(err.to_string().contains("model."), "{err}");
@@ -61,26 +91,40 @@ fn config_and_weights_must_agree() {
     assert!(matches!(err, ClipError::ShapeMismatch { .. }), "{err}");
     assert!(err.to_string().contains("config.json"), "{err}");
     let err = load(&weights(), None).unwrap_err();
-    assert!(matches!(err, ClipError::Config(_)), "HF naming without config: {err}");
+    assert!(
+        matches!(err, ClipError::Config(_)),
+        "HF naming without config: {err}"
+    );
 }
 
 #[test]
 fn unsupported_dtype() {
     let ints = rewrite(&weights(), |n, d, b, s| {
-        if n == "logit_scale" { Some((n.into(), safetensors::Dtype::I16, b, s)) } else { Some((n.into(), d, b, s)) }
+        if n == "logit_scale" {
+            Some((n.into(), safetensors::Dtype::I16, b, s))
+        } else {
+            Some((n.into(), d, b, s))
+        }
     });
     let err = load(&ints, Some(model_config())).unwrap_err();
-    assert!(matches!(&err, ClipError::UnsupportedDtype { name, .. } if name == "logit_scale"), "{err}");
+    assert!(
+        matches!(&err, ClipError::UnsupportedDtype { name, .. } if name == "logit_scale"),
+        "{err}"
+    );
 }
 
 #[test]
 fn f32_and_bf16_weights_load() {
     let to = |dtype: safetensors::Dtype| {
         rewrite(&weights(), move |n, _, b, s| {
-            let values = b.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32());
+            let values = b
+                .chunks_exact(2)
+                .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32());
             let bytes: Vec<u8> = match dtype {
                 safetensors::Dtype::F32 => values.flat_map(f32::to_le_bytes).collect(),
-                _ => values.flat_map(|v| half::bf16::from_f32(v).to_le_bytes()).collect(),
+                _ => values
+                    .flat_map(|v| half::bf16::from_f32(v).to_le_bytes())
+                    .collect(),
             };
             Some((n.into(), dtype, bytes, s))
         })
@@ -89,21 +133,40 @@ fn f32_and_bf16_weights_load() {
     let f16 = load_model(&device);
     let f32 = load(&to(safetensors::Dtype::F32), Some(model_config())).unwrap();
     // f16 → f32 is exact, so the models are identical.
-    assert_eq!(f16.text_model.token_embedding, f32.text_model.token_embedding);
+    assert_eq!(
+        f16.text_model.token_embedding,
+        f32.text_model.token_embedding
+    );
     assert_eq!(f16.logit_scale, f32.logit_scale);
     let bf16 = load(&to(safetensors::Dtype::BF16), Some(model_config())).unwrap();
-    let (a, b) = (&f16.text_model.token_embedding.data, &bf16.text_model.token_embedding.data);
+    let (a, b) = (
+        &f16.text_model.token_embedding.data,
+        &bf16.text_model.token_embedding.data,
+    );
     // bf16 keeps 8 mantissa bits: relative error ≤ 2⁻⁸.
-    assert!(a.iter().zip(b).all(|(x, y)| (x - y).abs() <= x.abs() / 256.0 + 1e-30));
+    assert!(
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= x.abs() / 256.0 + 1e-30)
+    );
 }
 
 #[test]
 fn bad_images() {
     // A GIF header whose "size" bytes are text: refused by the decoder or by the limits.
-    assert!(matches!(decode_image(b"GIF89a-not-really"), Err(ClipError::Image(_) | ClipError::ImageTooLarge(_))));
-    assert!(matches!(decode_image(b"hello, I am text"), Err(ClipError::Image(_))));
+    assert!(matches!(
+        decode_image(b"GIF89a-not-really"),
+        Err(ClipError::Image(_) | ClipError::ImageTooLarge(_))
+    ));
+    assert!(matches!(
+        decode_image(b"hello, I am text"),
+        Err(ClipError::Image(_))
+    ));
     let png = std::fs::read(fixtures().join("images/astronaut.png")).unwrap();
-    assert!(matches!(decode_image(&png[..png.len() / 3]), Err(ClipError::Image(_))));
+    assert!(matches!(
+        decode_image(&png[..png.len() / 3]),
+        Err(ClipError::Image(_))
+    ));
     // A header claiming 10000×10000 is refused before any pixel is allocated.
     let huge = png_header(10_000, 10_000);
     let err = decode_image(&huge).unwrap_err();
@@ -131,7 +194,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 == 1 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -144,13 +211,19 @@ fn sizes_that_do_not_fit_the_patch_grid() {
     let png = std::fs::read(fixtures().join("images/astronaut-224.png")).unwrap();
     for hw in [[224, 0], [0, 224], [4096, 4096]] {
         let err = preprocess(&png, hw).unwrap_err();
-        assert!(matches!(err, ClipError::BadInputSize { .. }), "{hw:?}: {err}");
+        assert!(
+            matches!(err, ClipError::BadInputSize { .. }),
+            "{hw:?}: {err}"
+        );
     }
     for hw in [[225, 224], [8, 8]] {
         let (_, pre) = preprocess(&png, hw).unwrap_or_else(|e| panic!("{hw:?}: {e}"));
         let tensor = clip_core::explain::pixels_tensor(&model, &pre);
         let err = model.encode_image(tensor, Method::Surgery).unwrap_err();
-        assert!(matches!(err, ClipError::BadInputSize { .. }), "{hw:?}: {err}");
+        assert!(
+            matches!(err, ClipError::BadInputSize { .. }),
+            "{hw:?}: {err}"
+        );
     }
 }
 
@@ -162,6 +235,11 @@ fn empty_queries_and_overlong_prompts() {
     let model = load_model(&device);
     let tok = common::tokenizer();
     let long = "word ".repeat(100);
-    let out = clip_core::prompts::encode_ensembles(&model, &tok, &[long.clone()], |_, _| {}).unwrap();
-    assert_eq!(out.truncated, vec![long], "an over-long label is truncated and reported");
+    let out =
+        clip_core::prompts::encode_ensembles(&model, &tok, &[long.clone()], |_, _| {}).unwrap();
+    assert_eq!(
+        out.truncated,
+        vec![long],
+        "an over-long label is truncated and reported"
+    );
 }

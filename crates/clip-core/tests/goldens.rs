@@ -6,7 +6,9 @@ mod common;
 use clip_core::burn::tensor::{Device, Tensor, TensorData};
 use clip_core::explain::read_back;
 use clip_core::maps::{column, combine_min_max, similarity_map};
-use clip_core::points::{Points, POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points};
+use clip_core::points::{
+    POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points,
+};
 use clip_core::preprocess::{Preprocessed, normalize, preprocess};
 use clip_core::prompts::encode_ensembles;
 use clip_core::surgery::{cls_scores, feature_surgery, feature_surgery_single, raw_similarity};
@@ -29,13 +31,19 @@ fn golden_pixels(g: &Goldens, image: &str, tag: &str, original_hw: [usize; 2]) -
 }
 
 fn image_tokens(model: &Clip, pre: &Preprocessed, method: Method) -> Tensor<2> {
-    let t = model.encode_image(clip_core::explain::pixels_tensor(model, pre), method).unwrap();
+    let t = model
+        .encode_image(clip_core::explain::pixels_tensor(model, pre), method)
+        .unwrap();
     let [_, n, e] = t.dims();
     t.reshape([n, e])
 }
 
 fn tensor2(device: &Device, (shape, data): (Vec<usize>, Vec<f32>)) -> Tensor<2> {
-    let shape = if shape.len() == 1 { vec![1, shape[0]] } else { shape };
+    let shape = if shape.len() == 1 {
+        vec![1, shape[0]]
+    } else {
+        shape
+    };
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
@@ -51,15 +59,27 @@ fn points_golden(g: &Goldens, case: &str, kind: &str, label: Option<&str>) -> (P
     if let Some(label) = label {
         v = &v[label];
     }
-    let points = serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("points {case} {kind}: {e}"));
+    let points =
+        serde_json::from_value(v.clone()).unwrap_or_else(|e| panic!("points {case} {kind}: {e}"));
     (points, v["margin"].as_f64().unwrap())
 }
 
 /// Asserts `ours` (from our similarities) and `reference` (from the golden similarities).
-fn check_points(what: &str, ours: &Points, from_golden_sim: &Points, (expected, margin): (Points, f64)) -> bool {
-    assert_eq!(from_golden_sim, &expected, "{what}: points from the golden similarities");
+fn check_points(
+    what: &str,
+    ours: &Points,
+    from_golden_sim: &Points,
+    (expected, margin): (Points, f64),
+) -> bool {
+    assert_eq!(
+        from_golden_sim, &expected,
+        "{what}: points from the golden similarities"
+    );
     if margin >= POINT_MARGIN {
-        assert_eq!(ours, &expected, "{what}: points from our similarities (margin {margin:e})");
+        assert_eq!(
+            ours, &expected,
+            "{what}: points from our similarities (margin {margin:e})"
+        );
         return true;
     }
     false
@@ -75,7 +95,12 @@ fn image_features_match_reference() {
             for (method, key) in [(Method::Raw, "raw"), (Method::Surgery, "surgery")] {
                 let actual = block(read_back(image_tokens(&model, &pre, method))).unwrap();
                 let (_, expected) = g.f32(&format!("image.{image}.{tag}.{key}"));
-                assert_close(&format!("{name} image.{image}.{tag}.{key}"), &actual, &expected, TOL);
+                assert_close(
+                    &format!("{name} image.{image}.{tag}.{key}"),
+                    &actual,
+                    &expected,
+                    TOL,
+                );
             }
         }
     }
@@ -94,20 +119,44 @@ fn text_features_match_reference() {
             .unwrap()
             .iter()
             .map(|ids| {
-                let ids: Vec<u32> = ids.as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+                let ids: Vec<u32> = ids
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_u64().unwrap() as u32)
+                    .collect();
                 let eot = ids.iter().position(|&i| i == EOT).unwrap();
-                Tokenized { ids, eot, truncated: false }
+                Tokenized {
+                    ids,
+                    eot,
+                    truncated: false,
+                }
             })
             .collect();
         let prompts = block(read_back(model.encode_text(&batch).unwrap())).unwrap();
-        assert_close(&format!("{name} text.prompts"), &prompts, &g.f32("text.prompts").1, TOL);
+        assert_close(
+            &format!("{name} text.prompts"),
+            &prompts,
+            &g.f32("text.prompts").1,
+            TOL,
+        );
 
         let ens = encode_ensembles(&model, &tok, &labels, |_, _| {}).unwrap();
         let actual = block(read_back(ens.features)).unwrap();
-        assert_close(&format!("{name} text.labels"), &actual, &g.f32("text.labels").1, TOL);
+        assert_close(
+            &format!("{name} text.labels"),
+            &actual,
+            &g.f32("text.labels").1,
+            TOL,
+        );
         let redundant = encode_ensembles(&model, &tok, &[String::new()], |_, _| {}).unwrap();
         let actual = block(read_back(redundant.features)).unwrap();
-        assert_close(&format!("{name} text.redundant"), &actual, &g.f32("text.redundant").1, TOL);
+        assert_close(
+            &format!("{name} text.redundant"),
+            &actual,
+            &g.f32("text.redundant").1,
+            TOL,
+        );
     }
 }
 
@@ -131,14 +180,43 @@ fn surgery_maps_scores_and_points_match_reference() {
             let n = labels.len();
 
             let sim = block(read_back(feature_surgery(surgery.clone(), text.clone()))).unwrap();
-            assert_close(&format!("{name} sim.{case}.labels"), &sim, &g.f32(&format!("sim.{case}.labels")).1, TOL);
+            assert_close(
+                &format!("{name} sim.{case}.labels"),
+                &sim,
+                &g.f32(&format!("sim.{case}.labels")).1,
+                TOL,
+            );
             let raw_sim = block(read_back(raw_similarity(raw, text.clone()))).unwrap();
-            assert_close(&format!("{name} sim.{case}.raw"), &raw_sim, &g.f32(&format!("sim.{case}.raw")).1, TOL);
-            let single = feature_surgery_single(surgery.clone(), text.clone().slice([0..1, 0..64]), redundant.clone());
+            assert_close(
+                &format!("{name} sim.{case}.raw"),
+                &raw_sim,
+                &g.f32(&format!("sim.{case}.raw")).1,
+                TOL,
+            );
+            let single = feature_surgery_single(
+                surgery.clone(),
+                text.clone().slice([0..1, 0..64]),
+                redundant.clone(),
+            );
             let single = block(read_back(single)).unwrap();
-            assert_close(&format!("{name} sim.{case}.single"), &single, &g.f32(&format!("sim.{case}.single")).1, TOL);
-            let scores = block(read_back(cls_scores(surgery.clone(), text.clone(), model.logit_scale))).unwrap();
-            assert_close(&format!("{name} cls.{case}"), &scores, &g.f32(&format!("cls.{case}")).1, TOL);
+            assert_close(
+                &format!("{name} sim.{case}.single"),
+                &single,
+                &g.f32(&format!("sim.{case}.single")).1,
+                TOL,
+            );
+            let scores = block(read_back(cls_scores(
+                surgery.clone(),
+                text.clone(),
+                model.logit_scale,
+            )))
+            .unwrap();
+            assert_close(
+                &format!("{name} cls.{case}"),
+                &scores,
+                &g.f32(&format!("cls.{case}")).1,
+                TOL,
+            );
 
             // Maps and points from the patch rows (class token dropped).
             let golden_sim = g.f32(&format!("sim.{case}.labels")).1;
@@ -147,28 +225,62 @@ fn surgery_maps_scores_and_points_match_reference() {
                 let (_, expected) = g.f32(&format!("map.{case}.{kind}"));
                 for (i, label) in labels.iter().enumerate() {
                     let map = similarity_map(&column(patches, n, i), grid, map_hw);
-                    let plane = &expected[i * map_hw[0] * map_hw[1]..(i + 1) * map_hw[0] * map_hw[1]];
-                    assert_close(&format!("{name} map.{case}.{kind}[{label}]"), &map, plane, TOL);
+                    let plane =
+                        &expected[i * map_hw[0] * map_hw[1]..(i + 1) * map_hw[0] * map_hw[1]];
+                    assert_close(
+                        &format!("{name} map.{case}.{kind}[{label}]"),
+                        &map,
+                        plane,
+                        TOL,
+                    );
                     if kind == "labels" {
                         let points = |sim: &[f32]| {
-                            similarity_to_points(&column(&sim[n..], n, i), grid, image_hw, POINT_THRESHOLD, POINT_DOWNSAMPLE)
+                            similarity_to_points(
+                                &column(&sim[n..], n, i),
+                                grid,
+                                image_hw,
+                                POINT_THRESHOLD,
+                                POINT_DOWNSAMPLE,
+                            )
                         };
                         let what = format!("{name} points {case} {label}");
                         let golden = points_golden(&g, &case, "labels", Some(label));
-                        checked += usize::from(check_points(&what, &points(&sim), &points(&golden_sim), golden));
+                        checked += usize::from(check_points(
+                            &what,
+                            &points(&sim),
+                            &points(&golden_sim),
+                            golden,
+                        ));
                     }
                 }
             }
             let golden_single = g.f32(&format!("sim.{case}.single")).1;
-            let points = |sim: &[f32]| similarity_to_points(&sim[1..], grid, image_hw, POINT_THRESHOLD, POINT_DOWNSAMPLE);
+            let points = |sim: &[f32]| {
+                similarity_to_points(&sim[1..], grid, image_hw, POINT_THRESHOLD, POINT_DOWNSAMPLE)
+            };
             let golden = points_golden(&g, &case, "single", None);
-            checked += usize::from(check_points(&format!("{name} points {case} single"), &points(&single), &points(&golden_single), golden));
+            checked += usize::from(check_points(
+                &format!("{name} points {case} single"),
+                &points(&single),
+                &points(&golden_single),
+                golden,
+            ));
 
             // "cat+dog": single-text surgery per part, min-max, mean.
-            let part_sim = block(read_back(feature_surgery_single(surgery, parts.clone(), redundant.clone()))).unwrap();
+            let part_sim = block(read_back(feature_surgery_single(
+                surgery,
+                parts.clone(),
+                redundant.clone(),
+            )))
+            .unwrap();
             let part_cols: Vec<Vec<f32>> = (0..2).map(|p| column(&part_sim[2..], 2, p)).collect();
             let mean = combine_min_max(&part_cols);
-            assert_close(&format!("{name} sim.{case}.combined"), &mean, &g.f32(&format!("sim.{case}.combined")).1, TOL);
+            assert_close(
+                &format!("{name} sim.{case}.combined"),
+                &mean,
+                &g.f32(&format!("sim.{case}.combined")).1,
+                TOL,
+            );
             let ours = combined_points(&part_cols, &mean, grid, image_hw);
             let (expected, margin) = points_golden(&g, &case, "combined", None);
             if margin >= POINT_MARGIN {
@@ -177,7 +289,10 @@ fn surgery_maps_scores_and_points_match_reference() {
             }
         }
         // 56 lists per device; 16 are within the tie margin.
-        assert!(checked >= 40, "{name}: only {checked} point lists compared from our own similarities");
+        assert!(
+            checked >= 40,
+            "{name}: only {checked} point lists compared from our own similarities"
+        );
     }
 }
 
@@ -195,7 +310,15 @@ fn explain_end_to_end_matches_reference() {
         (Query::Text("cat+dog".into()), "combined"),
     ];
     for (query, kind) in queries {
-        let out = block(clip_core::explain(&model, &tok, &pre, &query, Method::Surgery, |_| {})).unwrap();
+        let out = block(clip_core::explain(
+            &model,
+            &tok,
+            &pre,
+            &query,
+            Method::Surgery,
+            |_| {},
+        ))
+        .unwrap();
         assert_eq!(out.grid, [32, 32]);
         let (shape, expected) = g.f32(&format!("sim.chelsea.512.{kind}"));
         let cols = shape[1];
@@ -203,14 +326,22 @@ fn explain_end_to_end_matches_reference() {
         let flat: Vec<f32> = out.similarity.iter().flatten().copied().collect();
         assert_close(&format!("explain {kind}"), &flat, &expected[skip..], TOL);
         if kind == "labels" {
-            assert_close("explain cls", &out.cls_scores, &g.f32("cls.chelsea.512").1, TOL);
+            assert_close(
+                "explain cls",
+                &out.cls_scores,
+                &g.f32("cls.chelsea.512").1,
+                TOL,
+            );
             for label in &labels {
                 let (expected, margin) = points_golden(&g, "chelsea.512", "labels", Some(label));
                 assert!(margin >= POINT_MARGIN);
                 assert_eq!(out.points[label], expected, "{label}");
             }
         } else if kind == "single" {
-            assert_eq!(out.points[&out.labels[0]], points_golden(&g, "chelsea.512", kind, None).0);
+            assert_eq!(
+                out.points[&out.labels[0]],
+                points_golden(&g, "chelsea.512", kind, None).0
+            );
         }
     }
 }
@@ -222,19 +353,37 @@ fn preprocessing_matches_pil() {
     for (image, tag, hw, _) in g.cases() {
         let bytes = std::fs::read(g.image_path(&image)).unwrap();
         let (original, pre) = preprocess(&bytes, hw).unwrap();
-        assert_eq!([original.height() as usize, original.width() as usize], g.image_hw(&image), "{image} orientation");
+        assert_eq!(
+            [original.height() as usize, original.width() as usize],
+            g.image_hw(&image),
+            "{image} orientation"
+        );
         let ours = clip_core::preprocess::resize_bicubic(&original, hw[0], hw[1]);
         let pil = g.rgb(&format!("resized.{image}.{tag}"));
-        let diffs: Vec<u32> = ours.as_raw().iter().zip(pil.as_raw()).map(|(a, b)| u32::from(a.abs_diff(*b))).collect();
+        let diffs: Vec<u32> = ours
+            .as_raw()
+            .iter()
+            .zip(pil.as_raw())
+            .map(|(a, b)| u32::from(a.abs_diff(*b)))
+            .collect();
         let mean = diffs.iter().sum::<u32>() as f64 / diffs.len() as f64;
         let max = diffs.iter().copied().max().unwrap_or(0);
-        report.push(format!("{image}.{tag}: mean |Δ| {mean:.4} grey levels, max {max}"));
+        report.push(format!(
+            "{image}.{tag}: mean |Δ| {mean:.4} grey levels, max {max}"
+        ));
         // PIL's fixed-point bicubic is reproduced step by step, so decoded PNGs resize to the
         // same bytes (a rare ±1 rounding flip allowed). JPEGs also differ in decoding: the
         // image crate's IDCT and chroma upsampling are not libjpeg-turbo's (~1 grey level on
         // a few percent of pixels before resizing).
-        let (mean_max, max_max) = if g.image_path(&image).extension().is_some_and(|e| e == "jpg") { (0.1, 4) } else { (0.01, 1) };
-        assert!(mean <= mean_max && max <= max_max, "{image}.{tag}: mean {mean}, max {max}");
+        let (mean_max, max_max) = if g.image_path(&image).extension().is_some_and(|e| e == "jpg") {
+            (0.1, 4)
+        } else {
+            (0.01, 1)
+        };
+        assert!(
+            mean <= mean_max && max <= max_max,
+            "{image}.{tag}: mean {mean}, max {max}"
+        );
         assert_eq!(pre.pixels.len(), 3 * hw[0] * hw[1]);
     }
     eprintln!("resize vs PIL:\n  {}", report.join("\n  "));
@@ -245,7 +394,8 @@ fn openai_naming_gives_the_same_model() {
     let g = Goldens::load();
     let device = clip_core::device::cpu();
     let bytes = std::fs::read(common::fixtures().join("tiny-clip-openai.safetensors")).unwrap();
-    let openai = Clip::from_safetensors(&bytes, None, &device).expect("OpenAI naming loads with inferred config");
+    let openai = Clip::from_safetensors(&bytes, None, &device)
+        .expect("OpenAI naming loads with inferred config");
     let hf = load_model(&device);
     assert_eq!(openai.config, hf.config);
     let pre = golden_pixels(&g, "astronaut", "224", [512, 512]);
@@ -268,8 +418,16 @@ fn text_tower_runs_only_to_the_longest_eot_without_changing_results() {
     let short = tok.encode("a cat").unwrap();
     let long = tok.encode(&"a very long caption ".repeat(20)).unwrap();
     assert!(long.truncated && long.eot == 76);
-    let alone = block(read_back(model.encode_text(std::slice::from_ref(&short)).unwrap())).unwrap(); // 4 positions
+    let alone = block(read_back(
+        model.encode_text(std::slice::from_ref(&short)).unwrap(),
+    ))
+    .unwrap(); // 4 positions
     let padded = block(read_back(model.encode_text(&[short, long]).unwrap())).unwrap(); // 77 positions
     // Same values up to summation order (the causal mask makes later positions irrelevant).
-    assert_close("short prompt alone vs beside a 77-token one", &alone, &padded[..alone.len()], 1e-5);
+    assert_close(
+        "short prompt alone vs beside a 77-token one",
+        &alone,
+        &padded[..alone.len()],
+        1e-5,
+    );
 }

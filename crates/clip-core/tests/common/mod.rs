@@ -35,7 +35,10 @@ impl Goldens {
         let dir = fixtures().join("goldens");
         let bytes = std::fs::read(dir.join("goldens.safetensors")).expect("goldens.safetensors");
         let json = std::fs::read_to_string(dir.join("goldens.json")).expect("goldens.json");
-        Self { bytes, json: serde_json::from_str(&json).expect("valid goldens.json") }
+        Self {
+            bytes,
+            json: serde_json::from_str(&json).expect("valid goldens.json"),
+        }
     }
 
     fn archive(&self) -> SafeTensors<'_> {
@@ -45,21 +48,35 @@ impl Goldens {
     /// An f32 golden: (shape, data).
     pub fn f32(&self, name: &str) -> (Vec<usize>, Vec<f32>) {
         let archive = self.archive();
-        let view = archive.tensor(name).unwrap_or_else(|_| panic!("golden {name} missing"));
-        let data = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+        let view = archive
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("golden {name} missing"));
+        let data = view
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
         (view.shape().to_vec(), data)
     }
 
     /// A u8 `[H, W, 3]` golden as an image.
     pub fn rgb(&self, name: &str) -> image::RgbImage {
         let archive = self.archive();
-        let view = archive.tensor(name).unwrap_or_else(|_| panic!("golden {name} missing"));
+        let view = archive
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("golden {name} missing"));
         let shape = view.shape();
-        image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, view.data().to_vec()).expect("rgb golden")
+        image::RgbImage::from_raw(shape[1] as u32, shape[0] as u32, view.data().to_vec())
+            .expect("rgb golden")
     }
 
     pub fn labels(&self) -> Vec<String> {
-        self.json["labels"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect()
+        self.json["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
     }
 
     /// (image, tag, [H, W], grid) for every case.
@@ -69,7 +86,12 @@ impl Goldens {
             .unwrap()
             .iter()
             .map(|c| {
-                let pair = |v: &Value| [v[0].as_u64().unwrap() as usize, v[1].as_u64().unwrap() as usize];
+                let pair = |v: &Value| {
+                    [
+                        v[0].as_u64().unwrap() as usize,
+                        v[1].as_u64().unwrap() as usize,
+                    ]
+                };
                 (
                     c["image"].as_str().unwrap().to_string(),
                     c["tag"].as_str().unwrap().to_string(),
@@ -83,7 +105,10 @@ impl Goldens {
     /// Original `[height, width]` of a golden image.
     pub fn image_hw(&self, image: &str) -> [usize; 2] {
         let i = &self.json["images"][image];
-        [i["height"].as_u64().unwrap() as usize, i["width"].as_u64().unwrap() as usize]
+        [
+            i["height"].as_u64().unwrap() as usize,
+            i["width"].as_u64().unwrap() as usize,
+        ]
     }
 
     pub fn image_path(&self, image: &str) -> PathBuf {
@@ -114,7 +139,10 @@ pub fn devices() -> Vec<(&'static str, Device)> {
     let wgpu = WGPU.get_or_init(|| match wgpu_device() {
         Ok(device) => Some(device),
         Err(e) => {
-            assert!(std::env::var("CLIP_REQUIRE_WGPU").as_deref() != Ok("1"), "wgpu required: {e}");
+            assert!(
+                std::env::var("CLIP_REQUIRE_WGPU").as_deref() != Ok("1"),
+                "wgpu required: {e}"
+            );
             eprintln!("note: skipping wgpu: {e}");
             None
         }
@@ -136,7 +164,11 @@ fn wgpu_device() -> Result<Device, String> {
 /// Max |a − b|, asserting equal lengths.
 pub fn max_abs_diff(actual: &[f32], expected: &[f32]) -> f32 {
     assert_eq!(actual.len(), expected.len(), "length mismatch");
-    actual.iter().zip(expected).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    actual
+        .iter()
+        .zip(expected)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f32::max)
 }
 
 pub fn assert_close(what: &str, actual: &[f32], expected: &[f32], tol: f32) {
