@@ -195,13 +195,12 @@ fn lockfile_version(package: &str) -> Result<String> {
         .map_err(|e| format!("Cargo.lock: {e}"))?;
     let mut lines = lock.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == format!("name = \"{package}\"") {
-            if let Some(v) = lines
+        if line.trim() == format!("name = \"{package}\"")
+            && let Some(v) = lines
                 .next()
                 .and_then(|l| l.trim().strip_prefix("version = \""))
-            {
-                return Ok(v.trim_end_matches('"').to_string());
-            }
+        {
+            return Ok(v.trim_end_matches('"').to_string());
         }
     }
     Err(format!("{package} is not in Cargo.lock"))

@@ -129,9 +129,9 @@ pub fn overlay(image: &RgbImage, map: &[f32], lut: &[[u8; 3]], alpha: f32) -> Rg
     let heat = colorize(map, lut);
     let mut out = image.clone();
     for (pixel, color) in out.pixels_mut().zip(heat) {
-        for c in 0..3 {
-            let v = f32::from(pixel.0[c]) * (1.0 - alpha) + f32::from(color[c]) * alpha;
-            pixel.0[c] = v.round().clamp(0.0, 255.0) as u8;
+        for (channel, heat) in pixel.0.iter_mut().zip(color) {
+            let v = f32::from(*channel) * (1.0 - alpha) + f32::from(heat) * alpha;
+            *channel = v.round().clamp(0.0, 255.0) as u8;
         }
     }
     out

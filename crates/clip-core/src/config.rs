@@ -56,7 +56,7 @@ impl TowerConfig {
                 "{tower}: sizes must be positive: {self:?}"
             )));
         }
-        if self.width % self.heads != 0 {
+        if !self.width.is_multiple_of(self.heads) {
             return Err(ClipError::Config(format!(
                 "{tower}: width {} is not divisible by {} heads",
                 self.width, self.heads
@@ -232,7 +232,12 @@ impl ClipConfig {
     pub fn validate(&self) -> Result<()> {
         self.vision.tower.validate("vision")?;
         self.text.tower.validate("text")?;
-        if self.vision.patch_size == 0 || self.vision.image_size % self.vision.patch_size != 0 {
+        if self.vision.patch_size == 0
+            || !self
+                .vision
+                .image_size
+                .is_multiple_of(self.vision.patch_size)
+        {
             return Err(ClipError::Config(format!(
                 "image_size {} is not a multiple of patch_size {}",
                 self.vision.image_size, self.vision.patch_size

@@ -46,7 +46,7 @@ pub fn similarity_to_points(
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(std::cmp::Ordering::Greater) {
         return Points::default();
     }
     let norm = min_max(&small);

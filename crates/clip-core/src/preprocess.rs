@@ -15,6 +15,8 @@ pub const MAX_IMAGE_SIDE: u32 = 8192;
 /// CLIP's per-channel mean (RGB), as `torchvision.transforms.Normalize` receives it.
 pub const MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
 /// CLIP's per-channel standard deviation (RGB).
+// torchvision's literals verbatim; they round to the same f32 values torch uses.
+#[allow(clippy::excessive_precision)]
 pub const STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
 
 /// Decodes png/jpeg/webp/gif (first frame) with size limits, applies the EXIF orientation and

@@ -117,7 +117,7 @@ impl VisionTransformer {
     /// size is not a positive multiple of the patch.
     pub fn grid_for(&self, height: usize, width: usize) -> Result<[usize; 2]> {
         let p = self.config.patch_size;
-        if height == 0 || width == 0 || height % p != 0 || width % p != 0 {
+        if height == 0 || width == 0 || !height.is_multiple_of(p) || !width.is_multiple_of(p) {
             return Err(ClipError::BadInputSize {
                 height,
                 width,

@@ -77,7 +77,7 @@ impl<'a> Checkpoint<'a> {
         let archive =
             SafeTensors::deserialize(bytes).map_err(|e| ClipError::Safetensors(e.to_string()))?;
         let names = archive.names();
-        let has = |key: &str| names.iter().any(|n| *n == key);
+        let has = |key: &str| names.contains(&key);
         let naming = if has("vision_model.embeddings.patch_embedding.weight") {
             Naming::HuggingFace
         } else if has("visual.conv1.weight") {
@@ -223,7 +223,7 @@ impl<'a> Checkpoint<'a> {
         };
         let fused = self.raw(&format!("{block}.attn.in_proj_{leaf}"))?;
         let third = fused.shape[0] / 3;
-        if fused.shape[0] % 3 != 0 {
+        if !fused.shape[0].is_multiple_of(3) {
             return Err(ClipError::ShapeMismatch {
                 name: format!("{block}.attn.in_proj_{leaf}"),
                 expected: vec![3 * third],

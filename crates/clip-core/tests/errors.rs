@@ -236,7 +236,8 @@ fn empty_queries_and_overlong_prompts() {
     let tok = common::tokenizer();
     let long = "word ".repeat(100);
     let out =
-        clip_core::prompts::encode_ensembles(&model, &tok, &[long.clone()], |_, _| {}).unwrap();
+        clip_core::prompts::encode_ensembles(&model, &tok, std::slice::from_ref(&long), |_, _| {})
+            .unwrap();
     assert_eq!(
         out.truncated,
         vec![long],
