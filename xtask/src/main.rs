@@ -235,6 +235,7 @@ fn test() -> Result {
     tests.args([
         "test",
         "--locked",
+        "--no-fail-fast",
         "-p",
         "clip-core",
         "-p",
