@@ -194,30 +194,14 @@ impl ClipConfig {
             .unwrap_or_default();
         let config = Self {
             vision: VisionConfig {
-                tower: TowerConfig {
-                    width: vision.hidden_size.unwrap_or(768),
-                    layers: vision.num_hidden_layers.unwrap_or(12),
-                    heads: vision.num_attention_heads.unwrap_or(12),
-                    mlp_width: vision.intermediate_size.unwrap_or(3072),
-                    activation: Activation::from_hf(
-                        vision.hidden_act.as_deref().unwrap_or("quick_gelu"),
-                    )?,
-                    layer_norm_eps: vision.layer_norm_eps.unwrap_or(1e-5),
-                },
+                // transformers' CLIPVisionConfig defaults (ViT-B/32).
+                tower: vision.tower([768, 12, 12, 3072])?,
                 patch_size: vision.patch_size.unwrap_or(32),
                 image_size: vision.image_size.unwrap_or(224),
             },
             text: TextConfig {
-                tower: TowerConfig {
-                    width: text.hidden_size.unwrap_or(512),
-                    layers: text.num_hidden_layers.unwrap_or(12),
-                    heads: text.num_attention_heads.unwrap_or(8),
-                    mlp_width: text.intermediate_size.unwrap_or(2048),
-                    activation: Activation::from_hf(
-                        text.hidden_act.as_deref().unwrap_or("quick_gelu"),
-                    )?,
-                    layer_norm_eps: text.layer_norm_eps.unwrap_or(1e-5),
-                },
+                // transformers' CLIPTextConfig defaults.
+                tower: text.tower([512, 12, 8, 2048])?,
                 vocab_size: text.vocab_size.unwrap_or(49_408),
                 context_length: text.max_position_embeddings.unwrap_or(77),
             },
@@ -271,6 +255,20 @@ struct HfClipConfig {
     vision_config: Option<HfTower>,
     vision_config_dict: Option<HfTower>,
     projection_dim: Option<usize>,
+}
+
+impl HfTower {
+    /// The tower sizes, with `[width, layers, heads, mlp_width]` defaults for missing fields.
+    fn tower(&self, [width, layers, heads, mlp_width]: [usize; 4]) -> Result<TowerConfig> {
+        Ok(TowerConfig {
+            width: self.hidden_size.unwrap_or(width),
+            layers: self.num_hidden_layers.unwrap_or(layers),
+            heads: self.num_attention_heads.unwrap_or(heads),
+            mlp_width: self.intermediate_size.unwrap_or(mlp_width),
+            activation: Activation::from_hf(self.hidden_act.as_deref().unwrap_or("quick_gelu"))?,
+            layer_norm_eps: self.layer_norm_eps.unwrap_or(1e-5),
+        })
+    }
 }
 
 #[derive(Deserialize, Default)]
