@@ -98,9 +98,12 @@ pub async fn explain(
         }
     };
     let single = matches!(query, Query::Text(_));
+    // Single-text surgery also needs the redundant feature, the ensemble of ""; raw CLIP
+    // does not, so it is not encoded there (85 more prompts).
+    let needs_redundant = single && method == Method::Surgery;
     let mut all = texts.clone();
-    if single {
-        all.push(String::new()); // the redundant feature: the ensemble of ""
+    if needs_redundant {
+        all.push(String::new());
     }
     let TextFeatures {
         features,
@@ -124,11 +127,15 @@ pub async fn explain(
             feature_surgery_single(tokens.clone(), text.clone(), redundant)
         }
     };
-    let scores = cls_scores(tokens, text, model.logit_scale);
+    // A single text has nothing to be compared with: its score is 1 by definition.
+    let scores = (!single).then(|| cls_scores(tokens, text, model.logit_scale));
 
     progress(Stage::Finish);
     let similarity = read_back(similarity).await?; // [N+1, T], row-major
-    let scores = read_back(scores).await?;
+    let cls_scores = match scores {
+        Some(scores) => read_back(scores).await?,
+        None => vec![1.0],
+    };
     let patches = &similarity[n_texts..]; // drop the class token row
     let [gh, gw] = grid;
     debug_assert_eq!(patches.len(), gh * gw * n_texts);
@@ -162,7 +169,6 @@ pub async fn explain(
     let similarity = (0..gh * gw)
         .map(|i| columns.iter().map(|c| c[i]).collect())
         .collect();
-    let cls_scores = if single { vec![1.0] } else { scores };
     Ok(Explanation {
         labels,
         grid,
