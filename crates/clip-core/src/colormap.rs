@@ -130,11 +130,16 @@ pub fn overlay(image: &RgbImage, map: &[f32], lut: &[[u8; 3]], alpha: f32) -> Rg
     let mut out = image.clone();
     for (pixel, color) in out.pixels_mut().zip(heat) {
         for (channel, heat) in pixel.0.iter_mut().zip(color) {
-            let v = f32::from(*channel) * (1.0 - alpha) + f32::from(heat) * alpha;
-            *channel = v.round().clamp(0.0, 255.0) as u8;
+            *channel = blend(*channel, heat, alpha);
         }
     }
     out
+}
+
+/// One channel of the overlay: `image·(1 − α) + heat·α`, rounded.
+pub fn blend(image: u8, heat: u8, alpha: f32) -> u8 {
+    let v = f32::from(image) * (1.0 - alpha) + f32::from(heat) * alpha;
+    v.round().clamp(0.0, 255.0) as u8
 }
 
 #[cfg(test)]

@@ -7,44 +7,16 @@
 use std::collections::BTreeMap;
 
 use burn::tensor::{Tensor, TensorData};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{ClipError, Result};
 use crate::maps::{column, combine_min_max};
 use crate::model::{Clip, Method};
-use crate::points::{
-    POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points,
-};
+use crate::points::{POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points};
 use crate::preprocess::Preprocessed;
 use crate::prompts::{Query, TextFeatures, encode_ensembles, split_target};
+pub use crate::query::Explanation;
 use crate::surgery::{cls_scores, feature_surgery, feature_surgery_single, raw_similarity};
 use crate::tokenizer::ClipTokenizer;
-
-/// The result of one explanation (the CLI's `--json`, the app's `window.clipSurgery.last`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Explanation {
-    /// One entry per result column.
-    pub labels: Vec<String>,
-    /// Patch grid `[gh, gw]`.
-    pub grid: [usize; 2],
-    /// Per patch (row-major over the grid, class token excluded), one value per label, before
-    /// min-max. For an "a+b" text: the mean of the parts' min-maxed similarities.
-    pub similarity: Vec<Vec<f32>>,
-    /// Image-level probabilities over the labels (a single text scores 1).
-    pub cls_scores: Vec<f32>,
-    /// Text2Points per label, in original-image pixels.
-    pub points: BTreeMap<String, Points>,
-    /// Labels whose prompts exceeded the 77-token context and were truncated.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub truncated: Vec<String>,
-}
-
-impl Explanation {
-    /// The similarity column of label `i` over the patches.
-    pub fn patch_column(&self, i: usize) -> Vec<f32> {
-        self.similarity.iter().map(|row| row[i]).collect()
-    }
-}
 
 /// Progress of an explanation, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

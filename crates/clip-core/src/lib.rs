@@ -14,31 +14,52 @@
 //! Loading ([`weights`], [`config`]), [`tokenizer`] and [`preprocess`] reproduce the reference
 //! inputs exactly; results are checked against PyTorch goldens in `tests/`.
 
-pub mod attention;
+//!
+//! Without the default `burn` feature only the device-free parts are built — queries,
+//! results, maps, points, colormaps, preprocessing, tokenizer, config — which is what the web
+//! page links (the model itself runs in its worker).
+
 pub mod colormap;
 pub mod config;
-pub mod device;
-pub mod encoder;
 pub mod error;
-pub mod explain;
 pub mod maps;
-pub mod model;
-pub mod nn;
 pub mod points;
 pub mod preprocess;
-pub mod prompts;
-pub mod surgery;
-pub mod text;
+pub mod query;
 pub mod tokenizer;
-pub mod vision;
 pub mod weights;
+
+#[cfg(feature = "burn")]
+pub mod attention;
+#[cfg(feature = "burn")]
+pub mod device;
+#[cfg(feature = "burn")]
+pub mod encoder;
+#[cfg(feature = "burn")]
+pub mod explain;
+#[cfg(feature = "burn")]
+pub mod model;
+#[cfg(feature = "burn")]
+pub mod nn;
+#[cfg(feature = "burn")]
+pub mod prompts;
+#[cfg(feature = "burn")]
+pub mod surgery;
+#[cfg(feature = "burn")]
+pub mod text;
+#[cfg(feature = "burn")]
+pub mod vision;
 
 pub use config::ClipConfig;
 pub use error::{ClipError, Result};
-pub use explain::{Explanation, Stage, explain};
-pub use model::{Clip, Method};
-pub use prompts::Query;
+pub use query::{Explanation, Method, Query};
 pub use tokenizer::ClipTokenizer;
 
+#[cfg(feature = "burn")]
+pub use explain::{Stage, explain};
+#[cfg(feature = "burn")]
+pub use model::Clip;
+
 /// Re-exported so that callers pick devices and read tensors with the same burn.
+#[cfg(feature = "burn")]
 pub use burn;

@@ -10,28 +10,7 @@ use crate::tokenizer::Tokenized;
 use crate::vision::VisionTransformer;
 use crate::weights::{Checkpoint, Naming};
 
-/// How image tokens are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Method {
-    /// CLIP Surgery: architecture surgery in the image tower (and, downstream, feature surgery).
-    #[default]
-    Surgery,
-    /// Plain CLIP: every token through `ln_post` + projection, no surgery (the paper's
-    /// "raw" maps, which highlight background).
-    Raw,
-}
-
-impl std::str::FromStr for Method {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "surgery" => Ok(Self::Surgery),
-            "raw" => Ok(Self::Raw),
-            other => Err(format!("unknown method `{other}` (surgery, raw)")),
-        }
-    }
-}
+pub use crate::query::Method;
 
 /// CLIP with both towers on one device.
 #[derive(Debug, Clone)]

@@ -7,6 +7,8 @@ use crate::error::{ClipError, Result};
 use crate::model::{Clip, l2_normalize};
 use crate::tokenizer::ClipTokenizer;
 
+pub use crate::query::{Query, split_target};
+
 /// The official CLIP Surgery prompt templates (`clip/clip.py`): the 80 ImageNet templates of
 /// CLIP plus five scene templates — same strings, same order.
 pub const TEMPLATES: [&str; 85] = [
@@ -143,59 +145,6 @@ pub fn encode_ensembles(
         features: Tensor::cat(rows, 0),
         truncated,
     })
-}
-
-/// What the user asked to explain.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Query {
-    /// One free text (single-text feature surgery with the empty-string redundancy). A text
-    /// with "+" (e.g. `"person+bench"`) is a combined target: each part is explained on its
-    /// own and the min-maxed maps are averaged (official demo).
-    Text(String),
-    /// A label set (label-set feature surgery: the features shared by all classes are removed).
-    Labels(Vec<String>),
-}
-
-impl Query {
-    /// Parses a comma-separated label list, trimming blanks; empty → [`ClipError::EmptyQuery`].
-    pub fn labels(list: &str) -> Result<Self> {
-        let labels: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
-        if labels.is_empty() {
-            return Err(ClipError::EmptyQuery);
-        }
-        Ok(Self::Labels(labels))
-    }
-
-    /// A single text; blank → [`ClipError::EmptyQuery`].
-    pub fn text(text: &str) -> Result<Self> {
-        let text = text.trim();
-        if text.is_empty() || split_target(text).is_empty() {
-            return Err(ClipError::EmptyQuery);
-        }
-        Ok(Self::Text(text.to_string()))
-    }
-
-    /// The label under which each result column is reported.
-    pub fn display_labels(&self) -> Vec<String> {
-        match self {
-            Self::Text(t) => vec![t.clone()],
-            Self::Labels(l) => l.clone(),
-        }
-    }
-}
-
-/// The parts of an "a+b" target (one part for a plain text).
-pub fn split_target(text: &str) -> Vec<String> {
-    text.split('+')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 #[cfg(test)]
