@@ -1,24 +1,6 @@
-//! The CLIP Surgery web app (Yew, compiled to WebAssembly). This first version is a placeholder
-//! page; the inference UI arrives with the web-app issue on top of `clip-core`.
-
-use yew::prelude::*;
-
-#[function_component(App)]
-fn app() -> Html {
-    html! {
-        <main>
-            <h1>{ "CLIP " }<span>{ "Surgery" }</span></h1>
-            <p>
-                { "See what CLIP looks at, entirely in your browser: similarity maps from " }
-                <a href="https://arxiv.org/abs/2304.05653">{ "CLIP Surgery" }</a>
-                { " (Li et al., 2023), computed with WebGPU on your own device." }
-            </p>
-            <p>{ "The in-browser app is being built. Meanwhile the same engine runs natively: " }
-               <code>{ "clip-surgery explain --model DIR --image photo.jpg --labels \"cat,dog\"" }</code></p>
-        </main>
-    }
-}
+//! The page: mounts the Yew app (the model runs in the worker binary, `src/bin/worker.rs`).
 
 fn main() {
-    yew::Renderer::<App>::new().render();
+    console_error_panic_hook::set_once();
+    yew::Renderer::<clip_surgery_web::ui::App>::new().render();
 }

@@ -1,0 +1,569 @@
+//! The model worker (built by trunk as `data-type="worker"`): one dedicated Web Worker owns the
+//! device, the tokenizer, the model and the current image, so inference never blocks the page. It fetches its own weights (copying
+//! hundreds of megabytes from the page into a worker is what runs browsers out of memory).
+//!
+//! Requests are handled as they arrive; explanations run one at a time, and a newer one
+//! replaces whatever is queued (stale results are dropped, never shown).
+
+mod net;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use clip_core::burn::tensor::Device;
+use clip_core::preprocess::{decode_image, preprocess_image};
+use clip_core::{Clip, ClipConfig, ClipTokenizer, Method, Query, Stage, explain};
+use image::RgbImage;
+use js_sys::{Array, Promise, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, spawn_local};
+use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
+
+use clip_surgery_web::params::model_urls;
+use clip_surgery_web::protocol::{
+    DeviceChoice, DeviceKind, ModelInfo, ModelSource, PREVIEW_MAX_SIDE, QuerySpec, Request,
+    Response, RunResult, Scope, Task, Timings,
+};
+
+/// The tokenizer ships with the app (CLIP's BPE is the same for every checkpoint). Relative
+/// URLs here resolve against the worker's script, `www/worker_loader.js`; the page sends
+/// model URLs absolute.
+const TOKENIZER_URL: &str = "tokenizer.json";
+
+#[derive(Default)]
+struct Engine {
+    device: Option<(Device, DeviceKind)>,
+    /// Why no device could be had.
+    device_error: Option<String>,
+    tokenizer: Option<Rc<ClipTokenizer>>,
+    model: Option<Rc<Clip>>,
+    /// The newest model request: an older load that finishes later is discarded.
+    model_request: u64,
+    image: Option<(u64, Rc<RgbImage>)>,
+    /// The newest explanation request.
+    latest: u64,
+    running: bool,
+    queued: Option<Job>,
+}
+
+thread_local! {
+    static ENGINE: RefCell<Engine> = RefCell::new(Engine::default());
+}
+
+fn engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
+    ENGINE.with_borrow_mut(f)
+}
+
+#[derive(Debug, Clone)]
+struct Job {
+    id: u64,
+    image: u64,
+    query: QuerySpec,
+    size: [usize; 2],
+    method: Method,
+    compare: bool,
+}
+
+fn main() {
+    console_error_panic_hook::set_once();
+    listen();
+}
+
+/// Handle requests from the page.
+fn listen() {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
+        let data = event.data();
+        let payload = Reflect::get(&data, &"payload".into()).unwrap_or(JsValue::UNDEFINED);
+        let request = Reflect::get(&data, &"json".into())
+            .ok()
+            .and_then(|j| j.as_string())
+            .ok_or_else(|| "a message without JSON".to_string())
+            .and_then(|j| serde_json::from_str::<Request>(&j).map_err(|e| e.to_string()));
+        match request {
+            Ok(request) => spawn_local(handle(request, payload)),
+            Err(e) => fail(0, Scope::Protocol, format!("unreadable request: {e}")),
+        }
+    });
+    scope.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+    // The handler lives as long as the worker.
+    on_message.forget();
+    post(&Response::Listening, None);
+}
+
+async fn handle(request: Request, payload: JsValue) {
+    match request {
+        Request::Init { device } => init(device).await,
+        Request::LoadModel { id, source } => load_model(id, source, payload).await,
+        Request::SetImage { id } => set_image(id, &payload),
+        Request::Explain {
+            id,
+            image,
+            query,
+            size,
+            method,
+            compare,
+        } => {
+            enqueue(Job {
+                id,
+                image,
+                query,
+                size,
+                method,
+                compare,
+            })
+            .await
+        }
+        Request::CacheInfo => cache_info().await,
+        Request::ClearCache => {
+            if let Err(e) = net::clear().await {
+                fail(0, Scope::Cache, format!("could not clear the cache: {e}"));
+            }
+            cache_info().await;
+        }
+    }
+}
+
+fn post(response: &Response, payload: Option<(&JsValue, &Array)>) {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let message = js_sys::Object::new();
+    let json = serde_json::to_string(response).unwrap_or_else(|e| {
+        format!(r#"{{"type":"failed","id":0,"scope":"protocol","message":"{e}"}}"#)
+    });
+    let _ = Reflect::set(&message, &"json".into(), &json.into());
+    let sent = match payload {
+        Some((payload, transfer)) => {
+            let _ = Reflect::set(&message, &"payload".into(), payload);
+            scope.post_message_with_transfer(&message, transfer)
+        }
+        None => scope.post_message(&message),
+    };
+    if let Err(e) = sent {
+        web_sys::console::error_2(&"worker: postMessage failed".into(), &e);
+    }
+}
+
+fn fail(id: u64, scope: Scope, message: String) {
+    post(&Response::Failed { id, scope, message }, None);
+}
+
+fn progress(id: u64, task: Task, done: f64, total: f64) {
+    post(
+        &Response::Progress {
+            id,
+            task,
+            done,
+            total,
+        },
+        None,
+    );
+}
+
+fn now() -> f64 {
+    js_sys::Date::now()
+}
+
+// ---- device ----------------------------------------------------------------------------------
+
+async fn init(choice: DeviceChoice) {
+    let chosen = match choice {
+        DeviceChoice::Cpu => Ok((clip_core::device::cpu(), DeviceKind::Cpu, None)),
+        DeviceChoice::Webgpu => webgpu()
+            .await
+            .map(|d| (d, DeviceKind::Webgpu, None))
+            .map_err(|e| format!("WebGPU was asked for (device=webgpu) but is not available: {e}")),
+        DeviceChoice::Auto => Ok(match webgpu().await {
+            Ok(d) => (d, DeviceKind::Webgpu, None),
+            Err(e) => (
+                clip_core::device::cpu(),
+                DeviceKind::Cpu,
+                Some(format!(
+                    "WebGPU is not available ({e}), so CLIP runs on the CPU — slower."
+                )),
+            ),
+        }),
+    };
+    match chosen {
+        Ok((device, kind, note)) => {
+            engine(|e| e.device = Some((device, kind)));
+            post(&Response::Device { kind, note }, None);
+        }
+        Err(message) => {
+            engine(|e| e.device_error = Some(message.clone()));
+            fail(0, Scope::Device, message);
+        }
+    }
+}
+
+/// The device, once `Init` has chosen it (a load may arrive while it is still starting).
+async fn device_ready() -> Result<Device, String> {
+    loop {
+        match engine(|e| (e.device.clone(), e.device_error.clone())) {
+            (Some((device, _)), _) => return Ok(device),
+            (None, Some(error)) => return Err(error),
+            (None, None) => sleep(20).await,
+        }
+    }
+}
+
+async fn sleep(ms: i32) {
+    let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
+    let _ = JsFuture::from(Promise::new(&mut |resolve, _| {
+        let _ = scope.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+    }))
+    .await;
+}
+
+/// Asks the browser for an adapter before burn does: burn's initialisation cannot report a
+/// missing adapter without aborting, and an abort kills the worker.
+async fn webgpu() -> Result<Device, String> {
+    let navigator =
+        Reflect::get(&js_sys::global(), &"navigator".into()).map_err(|_| "no navigator")?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).unwrap_or(JsValue::UNDEFINED);
+    if gpu.is_undefined() || gpu.is_null() {
+        return Err("this browser does not offer WebGPU".into());
+    }
+    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()
+        .and_then(|f| f.dyn_into().ok())
+        .ok_or("navigator.gpu.requestAdapter is missing")?;
+    let adapter = match request.call0(&gpu).map(|p| p.dyn_into::<Promise>()) {
+        Ok(Ok(p)) => JsFuture::from(p).await.unwrap_or(JsValue::NULL),
+        _ => JsValue::NULL,
+    };
+    if adapter.is_null() || adapter.is_undefined() {
+        return Err("the browser has no WebGPU adapter for this page".into());
+    }
+    clip_core::device::wgpu().await.map_err(|e| e.to_string())
+}
+
+// ---- model -----------------------------------------------------------------------------------
+
+async fn load_model(id: u64, source: ModelSource, payload: JsValue) {
+    engine(|e| e.model_request = id);
+    let result = load(id, &source, &payload).await;
+    if engine(|e| e.model_request) != id {
+        return; // a newer load superseded this one
+    }
+    match result {
+        Ok((model, info)) => {
+            engine(|e| e.model = Some(Rc::new(model)));
+            post(&Response::ModelReady { id, info }, None);
+        }
+        Err(message) => fail(id, Scope::Model, message),
+    }
+    cache_info().await;
+}
+
+async fn tokenizer(id: u64) -> Result<Rc<ClipTokenizer>, String> {
+    if let Some(t) = engine(|e| e.tokenizer.clone()) {
+        return Ok(t);
+    }
+    let file = net::fetch_cached(TOKENIZER_URL, &mut |done, total| {
+        progress(id, Task::Download("tokenizer.json".into()), done, total)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let tokenizer = match ClipTokenizer::from_bytes(&file.bytes) {
+        Ok(t) => Rc::new(t),
+        Err(e) => {
+            net::forget(&[TOKENIZER_URL]).await;
+            return Err(e.to_string());
+        }
+    };
+    engine(|e| e.tokenizer = Some(tokenizer.clone()));
+    Ok(tokenizer)
+}
+
+async fn load(
+    id: u64,
+    source: &ModelSource,
+    payload: &JsValue,
+) -> Result<(Clip, ModelInfo), String> {
+    let device = device_ready().await?;
+    tokenizer(id).await?;
+    let started = now();
+    let on_file = |name: &str| {
+        let task = Task::Download(name.to_string());
+        move |done, total| progress(id, task.clone(), done, total)
+    };
+    let (config, weights, cached, name, urls) = match source {
+        ModelSource::Url { url } => {
+            let (config_url, weights_url) = model_urls(url);
+            // OpenAI-naming checkpoints carry no config.json: a 404 there is not an error yet.
+            let config = match net::fetch_cached(&config_url, &mut on_file("config.json")).await {
+                Ok(file) => Some(file.bytes),
+                Err(net::FetchError::Status { status: 404, .. }) => None,
+                Err(e) => return Err(e.to_string()),
+            };
+            let weights = net::fetch_cached(&weights_url, &mut on_file("model.safetensors"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let urls = vec![config_url, weights_url];
+            (config, weights.bytes, weights.cached, url.clone(), urls)
+        }
+        ModelSource::Files { .. } => {
+            let files: Vec<web_sys::File> = payload
+                .dyn_ref::<Array>()
+                .map(|a| a.iter().filter_map(|f| f.dyn_into().ok()).collect())
+                .unwrap_or_default();
+            let by_suffix = |s: &str| files.iter().find(|f| f.name().to_lowercase().ends_with(s));
+            let weights_file = by_suffix(".safetensors").ok_or(
+                "pick a .safetensors weights file (and its config.json for Hugging Face models)",
+            )?;
+            let config = match by_suffix(".json") {
+                Some(f) => Some(
+                    net::read_file(f, &mut on_file(&f.name()))
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
+                None => None,
+            };
+            let weights = net::read_file(weights_file, &mut on_file(&weights_file.name()))
+                .await
+                .map_err(|e| e.to_string())?;
+            (config, weights, false, weights_file.name(), Vec::new())
+        }
+    };
+    let downloaded = now();
+    progress(id, Task::Upload, 0.0, 1.0);
+    let loaded = parse_config(config.as_deref()).and_then(|config| {
+        Clip::from_safetensors(&weights, config, &device).map_err(|e| e.to_string())
+    });
+    let model = match loaded {
+        Ok(model) => model,
+        Err(e) => {
+            // Whatever was cached for this model is unusable: never keep it.
+            let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+            net::forget(&urls).await;
+            return Err(e);
+        }
+    };
+    progress(id, Task::Upload, 1.0, 1.0);
+    let vision = &model.config.vision;
+    let info = ModelInfo {
+        name,
+        architecture: architecture(&model.config),
+        image_size: vision.image_size,
+        patch: vision.patch_size,
+        bytes: weights.len() as f64,
+        cached,
+        download_ms: downloaded - started,
+        upload_ms: now() - downloaded,
+    };
+    Ok((model, info))
+}
+
+fn parse_config(bytes: Option<&[u8]>) -> Result<Option<ClipConfig>, String> {
+    let Some(bytes) = bytes else { return Ok(None) };
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| "config.json is not UTF-8 text".to_string())?;
+    ClipConfig::from_hf_json(text)
+        .map(Some)
+        .map_err(|e| e.to_string())
+}
+
+/// "ViT-B/16"-style name from the tower shapes.
+fn architecture(config: &ClipConfig) -> String {
+    let v = &config.vision;
+    let size = match (v.tower.width, v.tower.layers) {
+        (768, 12) => "B".to_string(),
+        (1024, 24) => "L".to_string(),
+        (1280, 32) => "H".to_string(),
+        (w, l) => format!("{l}×{w}"),
+    };
+    let res = if v.image_size != 224 {
+        format!("@{}px", v.image_size)
+    } else {
+        String::new()
+    };
+    format!("ViT-{size}/{}{res}", v.patch_size)
+}
+
+// ---- image -----------------------------------------------------------------------------------
+
+fn set_image(id: u64, payload: &JsValue) {
+    let bytes = Uint8Array::new(payload).to_vec();
+    let image = match decode_image(&bytes) {
+        Ok(image) => image,
+        Err(e) => return fail(id, Scope::Image, e.to_string()),
+    };
+    let (w, h) = image.dimensions();
+    let preview = if w.max(h) > PREVIEW_MAX_SIDE {
+        let scale = PREVIEW_MAX_SIDE as f32 / w.max(h) as f32;
+        let (pw, ph) = (
+            ((w as f32 * scale).round() as u32).max(1),
+            ((h as f32 * scale).round() as u32).max(1),
+        );
+        image::imageops::thumbnail(&image, pw, ph)
+    } else {
+        image.clone()
+    };
+    let rgba: Vec<u8> = preview
+        .pixels()
+        .flat_map(|p| [p[0], p[1], p[2], 255])
+        .collect();
+    engine(|e| e.image = Some((id, Rc::new(image))));
+    let pixels = Uint8Array::from(&rgba[..]).buffer();
+    post(
+        &Response::Image {
+            id,
+            width: preview.width(),
+            height: preview.height(),
+            original_hw: [h as usize, w as usize],
+        },
+        Some((&pixels, &Array::of1(&pixels))),
+    );
+}
+
+// ---- explanations ----------------------------------------------------------------------------
+
+async fn enqueue(job: Job) {
+    let start = engine(|e| {
+        e.latest = job.id;
+        if e.running {
+            e.queued = Some(job.clone()); // replaces (supersedes) any queued job
+            false
+        } else {
+            e.running = true;
+            true
+        }
+    });
+    if !start {
+        return;
+    }
+    let mut next = Some(job);
+    while let Some(job) = next {
+        let id = job.id;
+        match run(job).await {
+            Ok(Some(run)) => post(
+                &Response::Result {
+                    id,
+                    run: Box::new(run),
+                },
+                None,
+            ),
+            Ok(None) => {}
+            Err(message) => fail(id, Scope::Explain, message),
+        }
+        next = engine(|e| {
+            let next = e.queued.take();
+            e.running = next.is_some();
+            next
+        });
+    }
+}
+
+fn superseded(id: u64) -> bool {
+    engine(|e| e.latest != id)
+}
+
+async fn run(job: Job) -> Result<Option<RunResult>, String> {
+    let (model, tokenizer, device, image) = engine(|e| {
+        (
+            e.model.clone(),
+            e.tokenizer.clone(),
+            e.device.clone(),
+            e.image.clone(),
+        )
+    });
+    let (Some(model), Some(tokenizer), Some((_, device))) = (model, tokenizer, device) else {
+        return Err("no model is loaded yet".into());
+    };
+    let image = match image {
+        Some((id, image)) if id == job.image => image,
+        _ => return Err("the image changed while this was queued; run again".into()),
+    };
+    let query = match &job.query {
+        QuerySpec::Text(text) => Query::text(text),
+        QuerySpec::Labels(labels) => Query::labels(&labels.join(",")),
+    }
+    .map_err(|e| e.to_string())?;
+    let started = now();
+    let pre = preprocess_image(&image, job.size).map_err(|e| e.to_string())?;
+    let preprocessed = now();
+    let mut marks = [preprocessed; 2]; // image stage start, finish stage start
+    let id = job.id;
+    let explanation = explain(
+        &model,
+        &tokenizer,
+        &pre,
+        &query,
+        job.method,
+        |stage| match stage {
+            Stage::Text(done, total) => progress(id, Task::Text, done as f64, total as f64),
+            Stage::Image => {
+                marks[0] = now();
+                progress(id, Task::Image, 0.0, 0.0);
+            }
+            Stage::Finish => {
+                marks[1] = now();
+                progress(id, Task::Finish, 0.0, 0.0);
+            }
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let finished = now();
+    if superseded(id) {
+        return Ok(None);
+    }
+    let raw = if job.compare && job.method == Method::Surgery {
+        let r = explain(&model, &tokenizer, &pre, &query, Method::Raw, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        if superseded(id) {
+            return Ok(None);
+        }
+        Some(r)
+    } else {
+        None
+    };
+    let end = now();
+    Ok(Some(RunResult {
+        explanation,
+        raw,
+        method: job.method,
+        input_hw: job.size,
+        original_hw: [image.height() as usize, image.width() as usize],
+        device,
+        timings_ms: Timings {
+            preprocess: preprocessed - started,
+            text: marks[0] - preprocessed,
+            image: marks[1] - marks[0],
+            finish: finished - marks[1],
+            raw: job.compare.then_some(end - finished),
+            total: end - started,
+        },
+    }))
+}
+
+// ---- cache -----------------------------------------------------------------------------------
+
+async fn cache_info() {
+    match net::contents().await {
+        Ok((bytes, urls)) => post(
+            &Response::Cache {
+                bytes,
+                files: urls.len() as u32,
+                urls,
+            },
+            None,
+        ),
+        Err(e) => fail(0, Scope::Cache, format!("cannot read the cache: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn architectures_are_named_like_openai_does() {
+        let mut c = ClipConfig::vit_b_16();
+        assert_eq!(architecture(&c), "ViT-B/16");
+        c.vision.image_size = 336;
+        c.vision.tower.width = 64;
+        assert_eq!(architecture(&c), "ViT-12×64/16@336px");
+    }
+}

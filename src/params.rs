@@ -1,0 +1,340 @@
+//! The URL contract: the query string is the app's shareable state, and docs sites and tests
+//! drive the app through it (`model`, `image`, `text` | `labels`, `size`, `method`, `device`,
+//! `colormap`, `opacity`, `embed`, plus `compare`). Values equal to the defaults are left out
+//! of the address the app writes back, so share links stay short.
+
+use clip_core::Method;
+use clip_core::colormap::Colormap;
+
+use crate::protocol::{DeviceChoice, QuerySpec};
+
+/// The public OpenAI ViT-B/16 on the Hugging Face hub. Its safetensors file lives on the
+/// `refs/pr/10` revision (the hub's "safetensors" PR), which also holds `config.json`; `resolve`
+/// URLs answer with CORS headers, so a page on any origin can fetch them.
+pub const DEFAULT_MODEL: &str =
+    "https://huggingface.co/openai/clip-vit-base-patch16/resolve/refs%2Fpr%2F10";
+/// Labels offered before the user types any (they suit the astronaut sample).
+pub const DEFAULT_LABELS: &str = "person, flag, rocket, sky, ground";
+/// Heat weight of the overlay; the paper's figures use 0.6.
+pub const DEFAULT_OPACITY: f32 = 0.6;
+/// Square input sides offered in the size menu (the official demo uses 512).
+pub const SIZES: [usize; 4] = [224, 336, 448, 512];
+/// The default input: ViT-B/16's native 224 px — fast everywhere, also on the CPU fallback.
+pub const DEFAULT_SIZE: [usize; 2] = [224, 224];
+
+/// A single text or a label set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// One text (possibly "a+b"); single-text feature surgery.
+    Text,
+    /// A label set; label-set feature surgery and CLS scores.
+    #[default]
+    Labels,
+}
+
+/// Everything the address can say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Params {
+    /// Model directory or `.safetensors` URL.
+    pub model: String,
+    /// Image URL.
+    pub image: Option<String>,
+    /// Which of `text` and `labels` is active.
+    pub mode: Mode,
+    /// The single text.
+    pub text: String,
+    /// Comma-separated labels, as typed.
+    pub labels: String,
+    /// Network input `[height, width]`.
+    pub size: [usize; 2],
+    /// Surgery or raw CLIP.
+    pub method: Method,
+    /// Also show raw CLIP beside surgery.
+    pub compare: bool,
+    /// Device preference.
+    pub device: DeviceChoice,
+    /// Heatmap colours.
+    pub colormap: Colormap,
+    /// Heat weight in [0, 1].
+    pub opacity: f32,
+    /// Canvas and minimal controls only (iframes).
+    pub embed: bool,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Self {
+            model: DEFAULT_MODEL.into(),
+            image: None,
+            mode: Mode::Labels,
+            text: String::new(),
+            labels: DEFAULT_LABELS.into(),
+            size: DEFAULT_SIZE,
+            method: Method::Surgery,
+            compare: false,
+            device: DeviceChoice::Auto,
+            colormap: Colormap::Jet,
+            opacity: DEFAULT_OPACITY,
+            embed: false,
+        }
+    }
+}
+
+impl Params {
+    /// Reads query-string pairs (already percent-decoded). Unknown keys are ignored; values
+    /// that cannot be used keep the default and produce a warning for the user.
+    pub fn from_pairs<I, K, V>(pairs: I) -> (Self, Vec<String>)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut p = Self::default();
+        let mut warnings = Vec::new();
+        let mut text = None;
+        let mut labels = None;
+        for (key, value) in pairs {
+            let value = value.as_ref().trim();
+            match key.as_ref() {
+                "model" if !value.is_empty() => p.model = value.to_string(),
+                "image" if !value.is_empty() => p.image = Some(value.to_string()),
+                "text" => text = Some(value.to_string()),
+                "labels" => labels = Some(value.to_string()),
+                "size" => match parse_size(value) {
+                    Some(size) => p.size = size,
+                    None => warnings.push(format!(
+                        "size={value} is not a size (use e.g. 224 or 224x320); using {}",
+                        format_size(p.size)
+                    )),
+                },
+                "method" => match value.parse() {
+                    Ok(m) => p.method = m,
+                    Err(e) => warnings.push(e),
+                },
+                "device" => p.device = DeviceChoice::parse(value),
+                "colormap" => match value.parse() {
+                    Ok(c) => p.colormap = c,
+                    Err(e) => warnings.push(e),
+                },
+                "opacity" => match value.parse::<f32>() {
+                    Ok(o) if (0.0..=1.0).contains(&o) => p.opacity = o,
+                    _ => warnings.push(format!("opacity={value} must be between 0 and 1")),
+                },
+                "embed" => p.embed = matches!(value, "1" | "true"),
+                "compare" => p.compare = matches!(value, "1" | "true"),
+                _ => {}
+            }
+        }
+        // `text` wins when both are given: a single text is the more specific request.
+        if let Some(text) = text {
+            p.mode = Mode::Text;
+            p.text = text;
+        } else if let Some(labels) = labels {
+            p.labels = labels;
+        }
+        (p, warnings)
+    }
+
+    /// The pairs that differ from the defaults, in a stable order.
+    pub fn to_pairs(&self) -> Vec<(&'static str, String)> {
+        let d = Self::default();
+        let mut out = Vec::new();
+        if self.model != d.model {
+            out.push(("model", self.model.clone()));
+        }
+        if let Some(image) = &self.image {
+            out.push(("image", image.clone()));
+        }
+        match self.mode {
+            Mode::Text => out.push(("text", self.text.clone())),
+            Mode::Labels if split_labels(&self.labels) != split_labels(&d.labels) => {
+                out.push(("labels", split_labels(&self.labels).join(",")));
+            }
+            Mode::Labels => {}
+        }
+        if self.size != d.size {
+            out.push(("size", format_size(self.size)));
+        }
+        if self.method != d.method {
+            out.push(("method", self.method.name().into()));
+        }
+        if self.compare {
+            out.push(("compare", "1".into()));
+        }
+        if let Some(device) = self.device.param() {
+            out.push(("device", device.into()));
+        }
+        if self.colormap != d.colormap {
+            out.push(("colormap", self.colormap.name().into()));
+        }
+        if (self.opacity - d.opacity).abs() > 1e-6 {
+            out.push(("opacity", format_opacity(self.opacity)));
+        }
+        if self.embed {
+            out.push(("embed", "1".into()));
+        }
+        out
+    }
+
+    /// The active query, or `None` when it is empty.
+    pub fn query(&self) -> Option<QuerySpec> {
+        match self.mode {
+            Mode::Text => {
+                let text = self.text.trim();
+                (!clip_core::query::split_target(text).is_empty())
+                    .then(|| QuerySpec::Text(text.to_string()))
+            }
+            Mode::Labels => {
+                let labels = split_labels(&self.labels);
+                (!labels.is_empty()).then_some(QuerySpec::Labels(labels))
+            }
+        }
+    }
+}
+
+/// The `(config.json, weights)` URLs of a model URL: a directory holds `config.json` and
+/// `model.safetensors`; a `.safetensors` URL has its `config.json` beside it.
+pub fn model_urls(url: &str) -> (String, String) {
+    let url = url.trim();
+    if url.ends_with(".safetensors") {
+        let dir = url.rsplit_once('/').map_or("", |(d, _)| d);
+        (format!("{dir}/config.json"), url.to_string())
+    } else {
+        let base = url.trim_end_matches('/');
+        (
+            format!("{base}/config.json"),
+            format!("{base}/model.safetensors"),
+        )
+    }
+}
+
+/// Comma-separated labels, trimmed, blanks dropped.
+pub fn split_labels(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `"512"` → `[512, 512]`; `"224x320"` → height 224, width 320. Zero is refused; whether a
+/// size fits the model's patch grid is the worker's call (it knows the model).
+pub fn parse_size(s: &str) -> Option<[usize; 2]> {
+    let side = |v: &str| v.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    match s.split_once(['x', 'X', '×']) {
+        Some((h, w)) => Some([side(h)?, side(w)?]),
+        None => side(s).map(|n| [n, n]),
+    }
+}
+
+/// Inverse of [`parse_size`].
+pub fn format_size([h, w]: [usize; 2]) -> String {
+    if h == w {
+        h.to_string()
+    } else {
+        format!("{h}x{w}")
+    }
+}
+
+/// Opacity with at most two decimals (`0.5`, `0.35`).
+pub fn format_opacity(o: f32) -> String {
+    let s = format!("{:.2}", o);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_write_an_empty_query() {
+        assert!(Params::default().to_pairs().is_empty());
+    }
+
+    #[test]
+    fn every_parameter_round_trips() {
+        let pairs = [
+            ("model", "http://127.0.0.1:9/m"),
+            ("image", "http://127.0.0.1:9/a.png"),
+            ("labels", "cat, dog ,, bird"),
+            ("size", "224x320"),
+            ("method", "raw"),
+            ("compare", "1"),
+            ("device", "cpu"),
+            ("colormap", "viridis"),
+            ("opacity", "0.35"),
+            ("embed", "1"),
+        ];
+        let (p, warnings) = Params::from_pairs(pairs);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(p.size, [224, 320]);
+        assert_eq!(p.method, Method::Raw);
+        assert_eq!(p.device, DeviceChoice::Cpu);
+        assert_eq!(p.colormap, Colormap::Viridis);
+        assert!(p.embed && p.compare);
+        assert_eq!(
+            p.query(),
+            Some(QuerySpec::Labels(vec![
+                "cat".into(),
+                "dog".into(),
+                "bird".into()
+            ]))
+        );
+        let written = p.to_pairs();
+        assert!(written.contains(&("labels", "cat,dog,bird".into())));
+        assert!(written.contains(&("opacity", "0.35".into())));
+        // Labels come back normalised (trimmed, blanks dropped); everything else unchanged.
+        let (again, _) = Params::from_pairs(written);
+        assert_eq!(
+            again,
+            Params {
+                labels: "cat,dog,bird".into(),
+                ..p
+            }
+        );
+    }
+
+    #[test]
+    fn text_wins_over_labels_and_blank_queries_are_none() {
+        let (p, _) = Params::from_pairs([("labels", "a,b"), ("text", "cat+dog")]);
+        assert_eq!(p.mode, Mode::Text);
+        assert_eq!(p.query(), Some(QuerySpec::Text("cat+dog".into())));
+        let (p, _) = Params::from_pairs([("text", " + ")]);
+        assert_eq!(p.query(), None);
+        let (p, _) = Params::from_pairs([("labels", " , ,")]);
+        assert_eq!(p.query(), None);
+    }
+
+    #[test]
+    fn bad_values_warn_and_keep_defaults() {
+        let (p, warnings) = Params::from_pairs([
+            ("size", "0"),
+            ("opacity", "3"),
+            ("colormap", "rainbow"),
+            ("method", "magic"),
+        ]);
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert_eq!(p, Params::default());
+    }
+
+    #[test]
+    fn model_urls_accept_directories_and_files() {
+        let (config, weights) = model_urls("https://h.co/m/resolve/main/");
+        assert_eq!(config, "https://h.co/m/resolve/main/config.json");
+        assert_eq!(weights, "https://h.co/m/resolve/main/model.safetensors");
+        let (config, weights) = model_urls("models/tiny/weights.safetensors");
+        assert_eq!(config, "models/tiny/config.json");
+        assert_eq!(weights, "models/tiny/weights.safetensors");
+    }
+
+    #[test]
+    fn sizes_parse_and_format() {
+        assert_eq!(parse_size("512"), Some([512, 512]));
+        assert_eq!(parse_size("224×320"), Some([224, 320]));
+        assert_eq!(parse_size("224x"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(format_size([224, 320]), "224x320");
+        assert_eq!(format_opacity(0.5), "0.5");
+        assert_eq!(format_opacity(1.0), "1");
+    }
+}

@@ -1,0 +1,128 @@
+//! Model choice: a URL (Hugging Face-format directory or a `.safetensors` file) or local files;
+//! load progress; what Cache Storage holds.
+
+use std::rc::Rc;
+
+use web_sys::{File, HtmlInputElement};
+use yew::prelude::*;
+
+use crate::params::DEFAULT_MODEL;
+use crate::ui::components::progress::ProgressBar;
+use crate::ui::dom::format_bytes;
+use crate::ui::state::{CacheState, ModelState};
+
+/// Props of [`ModelPanel`].
+#[derive(Properties, PartialEq)]
+pub struct ModelPanelProps {
+    /// The model URL in the controls.
+    pub url: AttrValue,
+    /// Model status.
+    pub model: ModelState,
+    /// Last error.
+    pub error: Option<AttrValue>,
+    /// Cache Storage.
+    pub cache: CacheState,
+    /// Load from a URL.
+    pub on_load_url: Callback<String>,
+    /// Load local files.
+    pub on_files: Callback<Vec<File>>,
+    /// Empty the cache.
+    pub on_clear_cache: Callback<()>,
+}
+
+/// The model section.
+#[function_component(ModelPanel)]
+pub fn model_panel(props: &ModelPanelProps) -> Html {
+    let draft = use_state(|| props.url.to_string());
+    {
+        let draft = draft.clone();
+        use_effect_with(props.url.clone(), move |url| draft.set(url.to_string()));
+    }
+    let on_input = {
+        let draft = draft.clone();
+        Callback::from(move |e: InputEvent| {
+            draft.set(e.target_unchecked_into::<HtmlInputElement>().value())
+        })
+    };
+    let on_submit = {
+        let (draft, load) = (draft.clone(), props.on_load_url.clone());
+        Callback::from(move |e: SubmitEvent| {
+            e.prevent_default();
+            load.emit((*draft).trim().to_string());
+        })
+    };
+    let on_files = {
+        let cb = props.on_files.clone();
+        Callback::from(move |e: Event| {
+            let input: HtmlInputElement = e.target_unchecked_into();
+            if let Some(list) = input.files() {
+                cb.emit((0..list.length()).filter_map(|i| list.get(i)).collect());
+            }
+            input.set_value("");
+        })
+    };
+    let loading = matches!(props.model, ModelState::Loading { .. });
+    let status = match &props.model {
+        ModelState::Idle => html! {
+            <p class="muted">{ "No model loaded. CLIP ViT-B/16 is about 600 MB, downloaded once and then cached." }</p>
+        },
+        ModelState::Loading { name, progress, .. } => html! {
+            <>
+                <p class="muted">{ format!("Loading {}", short(name)) }</p>
+                <ProgressBar progress={progress.clone()} />
+            </>
+        },
+        ModelState::Ready(info) => html! {
+            <p class="ok" data-testid="model-ready">
+                { format!("{} ready — {} ", info.architecture, format_bytes(info.bytes)) }
+                { if info.cached { "from the cache" } else { "downloaded" } }
+                { format!(", loaded in {:.1} s", (info.download_ms + info.upload_ms) / 1000.0) }
+            </p>
+        },
+    };
+    let clear = props.on_clear_cache.reform(|_: MouseEvent| ());
+    html! {
+        <section class="panel" aria-labelledby="model-h">
+            <h2 id="model-h">{ "Model" }</h2>
+            <form class="row" onsubmit={on_submit}>
+                <label class="grow">
+                    <span>{ "Model URL" }</span>
+                    <input type="text" inputmode="url" value={(*draft).clone()} oninput={on_input}
+                        placeholder={DEFAULT_MODEL} spellcheck="false" autocomplete="off" />
+                </label>
+                <button type="submit" disabled={loading}>{ "Load" }</button>
+            </form>
+            <label class="file">
+                <span>{ "…or open local files (model.safetensors + config.json)" }</span>
+                <input type="file" multiple=true accept=".safetensors,.json" onchange={on_files} />
+            </label>
+            { status }
+            { for props.error.as_ref().map(|e| html! { <p class="error" role="alert">{ e.clone() }</p> }) }
+            <p class="cache muted">
+                { if props.cache.known {
+                    format!("Cached: {} in {} file{}", format_bytes(props.cache.bytes), props.cache.urls.len(),
+                        if props.cache.urls.len() == 1 { "" } else { "s" })
+                } else { "Cached: …".into() } }
+                <button type="button" class="link" onclick={clear}
+                    disabled={props.cache.urls.is_empty() || loading}>{ "Clear cache" }</button>
+            </p>
+        </section>
+    }
+}
+
+/// The tail of a long URL, for status lines.
+fn short(name: &str) -> Rc<str> {
+    let tail: String = name
+        .chars()
+        .rev()
+        .take(60)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    if tail.len() < name.len() {
+        format!("…{tail}").into()
+    } else {
+        name.into()
+    }
+}

@@ -1,0 +1,285 @@
+//! The output: the heatmap over the image (raw CLIP beside it on request), colormap and
+//! opacity, Text2Points markers, a thumbnail and CLS score per label, stage timings, PNG export.
+
+use std::rc::Rc;
+
+use clip_core::colormap::Colormap;
+use clip_core::{Explanation, Method};
+use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
+use yew::prelude::*;
+
+use crate::params::Params;
+use crate::protocol::RunResult;
+use crate::render::{Picture, markers};
+use crate::ui::components::heatmap::{Heatmap, MapLayer};
+use crate::ui::components::progress::ProgressBar;
+use crate::ui::dom::download_png;
+use crate::ui::state::{LoadedImage, Progress};
+
+/// Props of [`Results`].
+#[derive(Properties, PartialEq)]
+pub struct ResultsProps {
+    /// The image shown.
+    pub image: Option<Rc<LoadedImage>>,
+    /// The result for that image, if any.
+    pub result: Option<Rc<RunResult>>,
+    /// Colormap, opacity.
+    pub params: Params,
+    /// New values.
+    pub on_params: Callback<Params>,
+    /// Label shown large.
+    pub selected: usize,
+    /// Select a label.
+    pub on_select: Callback<usize>,
+    /// A run in flight.
+    pub running: Option<Progress>,
+    /// Minimal controls (iframes).
+    #[prop_or_default]
+    pub embed: bool,
+}
+
+/// One label's layer from an explanation.
+fn layer(
+    e: &Explanation,
+    i: usize,
+    params: &Params,
+    picture: &Picture,
+    original_hw: [usize; 2],
+    points: bool,
+) -> MapLayer {
+    let pts = e
+        .labels
+        .get(i)
+        .and_then(|l| e.points.get(l))
+        .filter(|_| points)
+        .map(|p| markers(p, original_hw, picture))
+        .unwrap_or_default();
+    MapLayer {
+        patches: Rc::new(e.patch_column(i)),
+        grid: e.grid,
+        colormap: params.colormap,
+        opacity: params.opacity,
+        markers: Rc::new(pts),
+    }
+}
+
+/// The results section.
+#[function_component(Results)]
+pub fn results(props: &ResultsProps) -> Html {
+    let canvas = use_node_ref();
+    let show_points = use_state(|| true);
+    let Some(image) = &props.image else {
+        return html! {
+            <section class="stage empty" aria-label="Result">
+                <p>{ "Pick a sample, open a photo, or drop one here." }</p>
+            </section>
+        };
+    };
+    let p = &props.params;
+    let result = props.result.as_deref();
+    let selected = props.selected;
+    let label = result
+        .and_then(|r| r.explanation.labels.get(selected))
+        .cloned();
+    let main_layer = result.map(|r| {
+        layer(
+            &r.explanation,
+            selected,
+            p,
+            &image.picture,
+            r.original_hw,
+            *show_points,
+        )
+    });
+    let method_name = |m: Method| match m {
+        Method::Surgery => "CLIP Surgery",
+        Method::Raw => "Raw CLIP",
+    };
+    let main_label = match (&label, result) {
+        (Some(l), Some(r)) => format!(
+            "{} similarity map for “{l}” over {}",
+            method_name(r.method),
+            image.name
+        ),
+        _ => format!("The image {}", image.name),
+    };
+    let raw_view = result.and_then(|r| {
+        let raw = r.raw.as_ref()?;
+        let l = layer(raw, selected, p, &image.picture, r.original_hw, *show_points);
+        Some(html! {
+            <figure>
+                <Heatmap picture={image.picture.clone()} layer={Some(l)}
+                    label={format!("Raw CLIP similarity map for “{}”", label.clone().unwrap_or_default())} />
+                <figcaption>{ "Raw CLIP" }</figcaption>
+            </figure>
+        })
+    });
+    let on_colormap = {
+        let (params, cb) = (p.clone(), props.on_params.clone());
+        Callback::from(move |e: Event| {
+            if let Ok(c) = e
+                .target_unchecked_into::<HtmlSelectElement>()
+                .value()
+                .parse()
+            {
+                let mut next = params.clone();
+                next.colormap = c;
+                cb.emit(next);
+            }
+        })
+    };
+    let on_opacity = {
+        let (params, cb) = (p.clone(), props.on_params.clone());
+        Callback::from(move |e: InputEvent| {
+            if let Ok(o) = e
+                .target_unchecked_into::<HtmlInputElement>()
+                .value()
+                .parse::<f32>()
+            {
+                let mut next = params.clone();
+                next.opacity = o.clamp(0.0, 1.0);
+                cb.emit(next);
+            }
+        })
+    };
+    let on_points = {
+        let show = show_points.clone();
+        Callback::from(move |e: Event| {
+            show.set(e.target_unchecked_into::<HtmlInputElement>().checked())
+        })
+    };
+    let on_download = {
+        let (canvas, label) = (canvas.clone(), label.clone());
+        Callback::from(move |_: MouseEvent| {
+            if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
+                let name = label
+                    .as_deref()
+                    .unwrap_or("image")
+                    .replace(|c: char| !c.is_alphanumeric(), "-");
+                download_png(&c, &format!("clip-surgery-{name}.png"));
+            }
+        })
+    };
+    let label_choice = result.filter(|r| r.explanation.labels.len() > 1).map(|r| {
+        let cb = props.on_select.clone();
+        html! {
+            <label>
+                <span>{ "Label" }</span>
+                <select onchange={Callback::from(move |e: Event| {
+                    if let Ok(i) = e.target_unchecked_into::<HtmlSelectElement>().value().parse() { cb.emit(i) }
+                })}>
+                    { for r.explanation.labels.iter().enumerate().map(|(i, l)| html! {
+                        <option value={i.to_string()} selected={i == selected}>{ l.clone() }</option>
+                    }) }
+                </select>
+            </label>
+        }
+    });
+    let toolbar = html! {
+        <div class="toolbar">
+            { if props.embed { label_choice.clone().unwrap_or_default() } else { html! {} } }
+            <label>
+                <span>{ "Colormap" }</span>
+                <select onchange={on_colormap}>
+                    { for Colormap::ALL.iter().map(|c| html! {
+                        <option value={c.name()} selected={*c == p.colormap}>{ c.name() }</option>
+                    }) }
+                </select>
+            </label>
+            <label class="grow">
+                <span>{ format!("Opacity {:.0} %", p.opacity * 100.0) }</span>
+                <input type="range" min="0" max="1" step="0.05" value={p.opacity.to_string()} oninput={on_opacity} />
+            </label>
+            { if props.embed { html! {} } else { html! {
+                <>
+                    <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
+                    <button type="button" onclick={on_download} disabled={result.is_none()}>{ "Download PNG" }</button>
+                </>
+            } } }
+        </div>
+    };
+    let busy = props.running.as_ref().map(|progress| {
+        html! {
+            <div class="busy">
+                <span class="spinner" aria-hidden="true"></span>
+                <ProgressBar progress={progress.clone()} />
+            </div>
+        }
+    });
+    html! {
+        <section class="stage" aria-label="Result">
+            { toolbar }
+            <div class={classes!("figures", raw_view.is_some().then_some("pair"))}>
+                <figure>
+                    <Heatmap picture={image.picture.clone()} layer={main_layer} label={main_label}
+                        canvas={Some(canvas.clone())} class="main" />
+                    { for result.filter(|_| raw_view.is_some()).map(|r| html! { <figcaption>{ method_name(r.method) }</figcaption> }) }
+                </figure>
+                { raw_view.unwrap_or_default() }
+            </div>
+            { busy.unwrap_or_default() }
+            { if props.embed { html! {} } else { result.map(|r| details(r, image, p, selected, &props.on_select)).unwrap_or_default() } }
+        </section>
+    }
+}
+
+/// Per-label thumbnails with CLS scores (best first), the timings, truncation notes.
+fn details(
+    r: &RunResult,
+    image: &LoadedImage,
+    p: &Params,
+    selected: usize,
+    on_select: &Callback<usize>,
+) -> Html {
+    let e = &r.explanation;
+    let mut order: Vec<usize> = (0..e.labels.len()).collect();
+    if e.labels.len() > 1 {
+        order.sort_by(|&a, &b| e.cls_scores[b].total_cmp(&e.cls_scores[a]));
+    }
+    let t = &r.timings_ms;
+    let mut stages = vec![
+        ("Preprocess", t.preprocess),
+        ("Text", t.text),
+        ("Image", t.image),
+        ("Read-back & maps", t.finish),
+    ];
+    if let Some(raw) = t.raw {
+        stages.push(("Raw CLIP", raw));
+    }
+    stages.push(("Total", t.total));
+    html! {
+        <>
+            <ul class="labels" aria-label="Labels by CLS score">
+                { for order.into_iter().map(|i| {
+                    let score = e.cls_scores.get(i).copied().unwrap_or(0.0);
+                    let cb = on_select.clone();
+                    let thumb = layer(e, i, p, &image.thumb, r.original_hw, false);
+                    html! {
+                        <li>
+                            <button type="button" class={classes!("label", (i == selected).then_some("selected"))}
+                                aria-pressed={(i == selected).to_string()}
+                                onclick={Callback::from(move |_| cb.emit(i))}>
+                                <Heatmap picture={image.thumb.clone()} layer={Some(thumb)} label={format!("thumbnail for {}", e.labels[i])} />
+                                <span class="name">{ e.labels[i].clone() }</span>
+                                { if e.labels.len() > 1 { html! {
+                                    <>
+                                        <meter min="0" max="1" value={score.to_string()} aria-label="CLS score" />
+                                        <span class="score">{ format!("{:.1} %", score * 100.0) }</span>
+                                    </>
+                                } } else { html! {} } }
+                            </button>
+                        </li>
+                    }
+                }) }
+            </ul>
+            <dl class="timings" aria-label="Timings">
+                <dt>{ "Device" }</dt><dd>{ r.device.label() }</dd>
+                <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
+                { for stages.into_iter().map(|(name, ms)| html! { <><dt>{ name }</dt><dd>{ format!("{ms:.0} ms") }</dd></> }) }
+            </dl>
+            { if e.truncated.is_empty() { html! {} } else { html! {
+                <p class="muted">{ format!("Prompts longer than CLIP's 77 tokens were truncated for: {}", e.truncated.join(", ")) }</p>
+            } } }
+        </>
+    }
+}

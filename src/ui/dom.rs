@@ -1,0 +1,185 @@
+//! The page's few dealings with the browser outside Yew: the address bar, the automation
+//! API (`window.clipSurgery`), fetching bytes, downloads.
+
+use js_sys::{ArrayBuffer, Reflect};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::JsFuture;
+use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
+
+use crate::params::Params;
+use crate::protocol::{DeviceKind, RunResult, Timings};
+use clip_core::{Explanation, Method};
+
+fn window() -> Option<Window> {
+    web_sys::window()
+}
+
+fn js_message(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
+/// The keys of the URL contract.
+const KEYS: [&str; 11] = [
+    "model", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
+    "opacity", "embed",
+];
+
+/// Parameters from the address bar.
+pub fn read_params() -> (Params, Vec<String>) {
+    let search = window()
+        .and_then(|w| w.location().search().ok())
+        .unwrap_or_default();
+    let Ok(query) = web_sys::UrlSearchParams::new_with_str(&search) else {
+        return (Params::default(), Vec::new());
+    };
+    Params::from_pairs(KEYS.iter().filter_map(|&k| query.get(k).map(|v| (k, v))))
+}
+
+/// Writes the parameters into the address bar (no navigation, no history entry), so the
+/// address is always a share link.
+pub fn write_params(params: &Params) {
+    let Some(window) = window() else { return };
+    let query: Vec<String> = params
+        .to_pairs()
+        .into_iter()
+        .map(|(k, v)| {
+            // `,` `/` `:` are legal in a query and keep labels and URLs readable.
+            let v = String::from(js_sys::encode_uri_component(&v))
+                .replace("%2C", ",")
+                .replace("%2F", "/")
+                .replace("%3A", ":");
+            format!("{k}={v}")
+        })
+        .collect();
+    let path = window.location().pathname().unwrap_or_default();
+    let url = if query.is_empty() {
+        path
+    } else {
+        format!("{path}?{}", query.join("&"))
+    };
+    if let Ok(history) = window.history() {
+        let _ = history.replace_state_with_url(&JsValue::NULL, "", Some(&url));
+    }
+}
+
+/// `window.clipSurgery.last`: the CLI's `--json` plus where and how fast it ran.
+#[derive(Serialize)]
+struct Last<'a> {
+    #[serde(flatten)]
+    explanation: &'a Explanation,
+    method: Method,
+    input_hw: [usize; 2],
+    device: DeviceKind,
+    timings_ms: &'a Timings,
+}
+
+fn api() -> Option<JsValue> {
+    let window = window()?;
+    let existing = Reflect::get(&window, &"clipSurgery".into()).ok()?;
+    if existing.is_object() {
+        return Some(existing);
+    }
+    let api: JsValue = js_sys::Object::new().into();
+    Reflect::set(&window, &"clipSurgery".into(), &api).ok()?;
+    Some(api)
+}
+
+fn announce(key: &str, event: &str, value: &JsValue) {
+    let (Some(window), Some(api)) = (window(), api()) else {
+        return;
+    };
+    let _ = Reflect::set(&api, &key.into(), value);
+    let init = CustomEventInit::new();
+    init.set_detail(value);
+    if let Ok(event) = CustomEvent::new_with_event_init_dict(event, &init) {
+        let _ = window.dispatch_event(&event);
+    }
+}
+
+/// Publishes a result for automation: sets `window.clipSurgery.last`, dispatches
+/// `clipsurgery:result`.
+pub fn publish_result(run: &RunResult) {
+    let last = Last {
+        explanation: &run.explanation,
+        method: run.method,
+        input_hw: run.input_hw,
+        device: run.device,
+        timings_ms: &run.timings_ms,
+    };
+    let Ok(json) = serde_json::to_string(&last) else {
+        return;
+    };
+    if let Ok(value) = js_sys::JSON::parse(&json) {
+        announce("last", "clipsurgery:result", &value);
+    }
+}
+
+/// Publishes a failure: sets `window.clipSurgery.lastError`, dispatches `clipsurgery:error`.
+pub fn publish_error(message: &str) {
+    announce(
+        "lastError",
+        "clipsurgery:error",
+        &JsValue::from_str(message),
+    );
+}
+
+/// Fetches `url` (an image the user named) as bytes.
+pub async fn fetch_bytes(url: &str) -> Result<ArrayBuffer, String> {
+    let window = window().ok_or("no window")?;
+    let response: web_sys::Response = JsFuture::from(window.fetch_with_str(url))
+        .await
+        .map_err(|e| {
+            format!(
+                "could not fetch {url} ({}); the server must allow cross-origin requests (CORS)",
+                js_message(&e)
+            )
+        })?
+        .unchecked_into();
+    if !response.ok() {
+        return Err(format!("{url} answered HTTP {}", response.status()));
+    }
+    let buffer = response.array_buffer().map_err(|e| js_message(&e))?;
+    Ok(JsFuture::from(buffer)
+        .await
+        .map_err(|e| js_message(&e))?
+        .unchecked_into())
+}
+
+/// A blob's (file's) bytes.
+pub async fn blob_bytes(blob: &web_sys::Blob) -> Result<ArrayBuffer, String> {
+    Ok(JsFuture::from(blob.array_buffer())
+        .await
+        .map_err(|e| format!("cannot read the file: {}", js_message(&e)))?
+        .unchecked_into())
+}
+
+/// Saves a canvas as a PNG download.
+pub fn download_png(canvas: &HtmlCanvasElement, file_name: &str) {
+    let (Some(window), Ok(url)) = (window(), canvas.to_data_url_with_type("image/png")) else {
+        return;
+    };
+    let Some(document) = window.document() else {
+        return;
+    };
+    if let Ok(anchor) = document.create_element("a") {
+        let anchor: web_sys::HtmlAnchorElement = anchor.unchecked_into();
+        anchor.set_href(&url);
+        anchor.set_download(file_name);
+        anchor.click();
+    }
+}
+
+/// "12.3 MB".
+pub fn format_bytes(bytes: f64) -> String {
+    match bytes {
+        b if b >= 1e9 => format!("{:.2} GB", b / 1e9),
+        b if b >= 1e6 => format!("{:.1} MB", b / 1e6),
+        b if b >= 1e3 => format!("{:.0} kB", b / 1e3),
+        b => format!("{b:.0} B"),
+    }
+}

@@ -1,0 +1,101 @@
+//! The page's end of the worker: spawn it, send requests, turn its messages into callbacks.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use js_sys::{Array, Reflect};
+use wasm_bindgen::prelude::*;
+use web_sys::{ErrorEvent, MessageEvent, Worker};
+use yew::Callback;
+
+use crate::protocol::{Request, Response};
+
+/// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches).
+const WORKER_URL: &str = "./www/worker_loader.js";
+
+/// Requests held until the worker listens: `None` once it does.
+type Backlog = Rc<RefCell<Option<Vec<(js_sys::Object, Option<Array>)>>>>;
+
+/// A running model worker; dropping it terminates the worker.
+pub struct WorkerLink {
+    worker: Worker,
+    backlog: Backlog,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_error: Closure<dyn FnMut(ErrorEvent)>,
+}
+
+impl WorkerLink {
+    /// Starts the worker. `on_response` gets each message with its payload (or `undefined`);
+    /// `on_crash` gets a message when the worker dies (an uncaught error or an abort).
+    pub fn spawn(
+        on_response: Callback<(Response, JsValue)>,
+        on_crash: Callback<String>,
+    ) -> Result<Self, String> {
+        let worker =
+            Worker::new(WORKER_URL).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
+        let crash = on_crash.clone();
+        let backlog: Backlog = Rc::new(RefCell::new(Some(Vec::new())));
+        let (held, target) = (backlog.clone(), worker.clone());
+        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+            let data = event.data();
+            let payload = Reflect::get(&data, &"payload".into()).unwrap_or(JsValue::UNDEFINED);
+            let parsed = Reflect::get(&data, &"json".into())
+                .ok()
+                .and_then(|j| j.as_string())
+                .map(|j| serde_json::from_str::<Response>(&j));
+            match parsed {
+                Some(Ok(Response::Listening)) => {
+                    for (message, transfer) in held.borrow_mut().take().unwrap_or_default() {
+                        post(&target, &message, transfer.as_ref());
+                    }
+                }
+                Some(Ok(response)) => on_response.emit((response, payload)),
+                Some(Err(e)) => crash.emit(format!("unreadable message from the worker: {e}")),
+                None => crash.emit("a message without JSON from the worker".into()),
+            }
+        });
+        let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
+            event.prevent_default();
+            on_crash.emit(format!("the model worker stopped: {}", event.message()));
+        });
+        worker.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        worker.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+        Ok(Self {
+            worker,
+            backlog,
+            _on_message: on_message,
+            _on_error: on_error,
+        })
+    }
+
+    /// Sends `request`; `payload` travels beside it, and the objects in `transfer` are moved
+    /// (not copied) to the worker.
+    pub fn send(&self, request: &Request, payload: Option<&JsValue>, transfer: Option<&Array>) {
+        let message = js_sys::Object::new();
+        let json = serde_json::to_string(request).unwrap_or_default();
+        let _ = Reflect::set(&message, &"json".into(), &json.into());
+        if let Some(payload) = payload {
+            let _ = Reflect::set(&message, &"payload".into(), payload);
+        }
+        match self.backlog.borrow_mut().as_mut() {
+            Some(held) => held.push((message, transfer.cloned())),
+            None => post(&self.worker, &message, transfer),
+        }
+    }
+}
+
+fn post(worker: &Worker, message: &JsValue, transfer: Option<&Array>) {
+    let sent = match transfer {
+        Some(transfer) => worker.post_message_with_transfer(message, transfer),
+        None => worker.post_message(message),
+    };
+    if let Err(e) = sent {
+        web_sys::console::error_2(&"postMessage to the worker failed".into(), &e);
+    }
+}
+
+impl Drop for WorkerLink {
+    fn drop(&mut self) {
+        self.worker.terminate();
+    }
+}
