@@ -15,7 +15,8 @@ const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures
 
   setup      install the toolchain pieces (wasm32 target, trunk, wasm-bindgen-cli, wasm-opt,
              Mesa lavapipe for native wgpu tests); quick when already done
-  test       formatting, clippy (native + wasm32), unit, golden and CLI tests on CPU and wgpu
+  test       formatting, clippy (native + wasm32), unit, golden and CLI tests on CPU and wgpu,
+             then the browser tests of the built app (chromium + playwright-core)
   serve      build the web app and serve it at http://127.0.0.1:8080
   build      build the web app into dist/ (static files for any host)
   fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)";
@@ -108,6 +109,7 @@ struct Needs {
     wasm: bool,
     lavapipe: bool,
     web_tools: bool,
+    browser: bool,
 }
 
 impl Needs {
@@ -115,17 +117,19 @@ impl Needs {
         wasm: true,
         lavapipe: true,
         web_tools: true,
-    };
-    const TEST: Self = Self {
-        wasm: true,
-        lavapipe: true,
-        web_tools: false,
+        browser: true,
     };
     const WEB: Self = Self {
         wasm: true,
         lavapipe: false,
         web_tools: true,
+        browser: false,
     };
+}
+
+/// The browser tests' folder (package.json + lockfile for playwright-core).
+fn e2e_dir() -> PathBuf {
+    root().join("tests/e2e")
 }
 
 fn setup(needs: Needs) -> Result {
@@ -138,8 +142,27 @@ fn setup(needs: Needs) -> Result {
             run(Command::new("rustup").args(["target", "add", "wasm32-unknown-unknown"]))?;
         }
     }
-    if needs.lavapipe && cfg!(target_os = "linux") && !dpkg_installed("mesa-vulkan-drivers") {
-        apt_install(&["mesa-vulkan-drivers"])?;
+    if cfg!(target_os = "linux") {
+        let mut missing = Vec::new();
+        if needs.lavapipe && !dpkg_installed("mesa-vulkan-drivers") {
+            missing.push("mesa-vulkan-drivers");
+        }
+        // Debian's chromium (WebGPU on SwiftShader); never a downloaded browser.
+        if needs.browser && !dpkg_installed("chromium") {
+            missing.push("chromium");
+        }
+        // npm: wasm-opt (binaryen) and playwright-core come from the npm registry.
+        if (needs.web_tools || needs.browser) && output("npm", &["--version"]).is_none() {
+            missing.extend(["nodejs", "npm"]);
+        }
+        if !missing.is_empty() {
+            apt_install(&missing)?;
+        }
+    }
+    if needs.browser && !e2e_dir().join("node_modules/playwright-core").exists() {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(e2e_dir()))?;
     }
     if needs.web_tools {
         let trunk = output("trunk", &["--version"]).unwrap_or_default();
@@ -207,7 +230,7 @@ fn lockfile_version(package: &str) -> Result<String> {
 }
 
 fn test() -> Result {
-    setup(Needs::TEST)?;
+    setup(Needs::ALL)?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -227,6 +250,8 @@ fn test() -> Result {
         "clip-core",
         "-p",
         "clip-surgery-web",
+        "-p",
+        "clip-surgery-worker",
         "--",
         "-D",
         "warnings",
@@ -241,13 +266,35 @@ fn test() -> Result {
         "-p",
         "clip-cli",
         "-p",
+        "clip-surgery-web",
+        "-p",
+        "clip-surgery-worker",
+        "-p",
         "xtask",
     ]);
     // With lavapipe installed the wgpu golden tests must run, not skip.
     if cfg!(target_os = "linux") && dpkg_installed("mesa-vulkan-drivers") {
         tests.env("CLIP_REQUIRE_WGPU", "1");
     }
-    run(&mut tests)
+    run(&mut tests)?;
+    browser_tests()
+}
+
+/// Builds dist/ and runs tests/e2e against it, comparing with the CLI that `cargo test` built.
+fn browser_tests() -> Result {
+    build()?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let cli = target.join("debug/clip-surgery");
+    if !cli.exists() {
+        return Err(format!("{} was not built by cargo test", cli.display()));
+    }
+    run(Command::new("node")
+        .args(["--test", "app.test.mjs"])
+        .current_dir(e2e_dir())
+        .env("CLIP_SURGERY_BIN", &cli)
+        .env("CLIP_DIST", root().join("dist")))
 }
 
 fn trunk(args: &[&str]) -> Result {

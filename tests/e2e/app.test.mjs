@@ -1,0 +1,361 @@
+// Browser tests of the built app (dist/): Debian's chromium driven by playwright-core, WebGPU
+// on SwiftShader, the tiny fixture model served locally. Run by `cargo xtask test`, which
+// builds dist/ and the CLI first and passes CLIP_SURGERY_BIN.
+//
+// Tests wait for states (window.clipSurgery, DOM text), never for time, and read numbers and
+// pixels back instead of trusting screenshots.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { startServer } from './server.mjs';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const FIXTURES = path.join(ROOT, 'tests/fixtures');
+const DIST = process.env.CLIP_DIST ?? path.join(ROOT, 'dist');
+const CLI = process.env.CLIP_SURGERY_BIN;
+const SCREENSHOTS = process.env.CLIP_SCREENSHOTS; // a folder: also write docs screenshots
+const BASE_ARGS = [
+  '--no-sandbox', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync', '--disable-quic',
+];
+const WEBGPU_ARGS = [
+  '--enable-unsafe-webgpu', '--enable-features=Vulkan', '--use-vulkan=swiftshader',
+  '--use-angle=swiftshader',
+];
+const LABELS = ['person', 'rocket', 'flag', 'sky'];
+const QUERY = `model=models/tiny&image=img/astronaut.png&labels=${LABELS.join(',')}&size=224`;
+// The same f32 model runs natively (CLI, CPU) and in the browser (wasm CPU backend, or WGSL on
+// SwiftShader). Natively CPU and lavapipe agree to 1e-4 (golden tests); SwiftShader sums in
+// other orders and wasm uses its own libm, so 1e-3 leaves 10× headroom — while a wrong
+// preprocessing, label order or surgery step moves these similarities by more than 1e-2.
+const TOL = 1e-3;
+// SwiftShader runs at ~1 GFLOP/s; the tiny model's 4 × 85 prompts plus the image take well
+// under a minute there, so five minutes only catches a hang.
+const RUN_TIMEOUT = 5 * 60_000;
+
+let server;
+let reference;
+
+before(async () => {
+  assert.ok(CLI, 'set CLIP_SURGERY_BIN to the clip-surgery binary (cargo xtask test does)');
+  assert.ok(fs.existsSync(path.join(DIST, 'index.html')), `no app build in ${DIST}`);
+  server = await startServer({ dist: DIST, fixtures: FIXTURES });
+  reference = cli(['--labels', LABELS.join(',')]);
+});
+
+after(async () => {
+  await server?.close();
+});
+
+function cli(args) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'clip-ref-')), 'out.json');
+  execFileSync(CLI, [
+    'explain', '--model', path.join(FIXTURES, 'tiny-clip'),
+    '--image', path.join(FIXTURES, 'images/astronaut.png'), '--size', '224', ...args,
+    '--json', out,
+  ]);
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+async function open({ webgpu = true, viewport = { width: 1280, height: 900 } } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-e2e-'));
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [...BASE_ARGS, ...(webgpu ? WEBGPU_ARGS : [])],
+    viewport,
+  });
+  const requests = [];
+  const problems = [];
+  ctx.on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer()?.length ?? 0 }));
+  // Only the local server may be reached; anything else is recorded and refused.
+  await ctx.route((url) => url.origin !== server.origin, (route) => {
+    problems.push(`request to another origin: ${route.request().url()}`);
+    return route.abort();
+  });
+  const page = ctx.pages()[0] ?? (await ctx.newPage());
+  const watch = (p) => {
+    p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    p.on('console', (m) => {
+      if (/panicked|RuntimeError|Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
+    });
+  };
+  watch(page);
+  ctx.on('page', watch);
+  return {
+    ctx, page, requests, problems,
+    async close() {
+      await ctx.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function result(page, timeout = RUN_TIMEOUT) {
+  await page.waitForFunction(() => window.clipSurgery?.last, null, { timeout, polling: 200 });
+  return page.evaluate(() => window.clipSurgery.last);
+}
+
+async function clearLast(page) {
+  await page.evaluate(() => { if (window.clipSurgery) { delete window.clipSurgery.last; delete window.clipSurgery.lastError; } });
+}
+
+async function lastError(page) {
+  await page.waitForFunction(() => window.clipSurgery?.lastError, null, { timeout: RUN_TIMEOUT, polling: 200 });
+  return page.evaluate(() => window.clipSurgery.lastError);
+}
+
+function assertMatchesCli(last, ref) {
+  assert.deepEqual(last.labels, ref.labels);
+  assert.deepEqual(last.grid, ref.grid);
+  assert.equal(last.similarity.length, ref.similarity.length);
+  let worst = 0;
+  last.similarity.forEach((row, i) => row.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - ref.similarity[i][j])); }));
+  assert.ok(worst <= TOL, `similarity differs from the CLI by up to ${worst}`);
+  const scores = Math.max(...last.cls_scores.map((v, i) => Math.abs(v - ref.cls_scores[i])));
+  assert.ok(scores <= TOL, `CLS scores differ from the CLI by up to ${scores}`);
+  return worst;
+}
+
+/** RGBA of a canvas, and of the plain image decoded by the browser at the same size. */
+async function pixels(page, selector, imageUrl) {
+  return page.evaluate(async ([selector, imageUrl]) => {
+    const c = document.querySelector(selector);
+    const shown = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    const img = new Image();
+    img.src = imageUrl;
+    await img.decode();
+    const plainCanvas = new OffscreenCanvas(c.width, c.height);
+    const ctx = plainCanvas.getContext('2d');
+    ctx.drawImage(img, 0, 0, c.width, c.height);
+    const plain = ctx.getImageData(0, 0, c.width, c.height).data;
+    return { width: c.width, height: c.height, shown: Array.from(shown), plain: Array.from(plain) };
+  }, [selector, imageUrl]);
+}
+
+/** Centre pixel of the hottest patch of label `k`. */
+function hotPixel(last, k, width, height) {
+  const column = last.similarity.map((row) => row[k]);
+  const best = column.indexOf(Math.max(...column));
+  const [gh, gw] = last.grid;
+  const [gy, gx] = [Math.floor(best / gw), best % gw];
+  return [Math.floor(((gx + 0.5) * width) / gw), Math.floor(((gy + 0.5) * height) / gh)];
+}
+
+function channelDiff(p, x, y) {
+  const i = (y * p.width + x) * 4;
+  return [0, 1, 2].reduce((s, c) => s + Math.abs(p.shown[i + c] - p.plain[i + c]), 0);
+}
+
+test('WebGPU: a label set on a photo draws the heatmap and matches the CLI', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open();
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&device=webgpu`);
+    const last = await result(b.page);
+    assert.equal(last.device, 'webgpu');
+    const worst = assertMatchesCli(last, reference);
+    console.log(`  WebGPU vs CLI: max |Δ similarity| = ${worst.toExponential(2)}; timings ${JSON.stringify(last.timings_ms)}`);
+    await b.page.locator('[data-device="webgpu"]').waitFor();
+
+    // The map is drawn over the photo: hot where the similarity peaks.
+    const p = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    assert.deepEqual([p.width, p.height], [512, 512]);
+    const [x, y] = hotPixel(last, 0, p.width, p.height);
+    assert.ok(channelDiff(p, x, y) > 60, `hot pixel (${x}, ${y}) barely differs from the photo`);
+    // Without the point markers and at opacity 0 (set by keyboard: Home on the slider) the
+    // canvas is exactly the photo.
+    await b.page.getByLabel('Points').uncheck();
+    await b.page.getByLabel(/Opacity/).focus();
+    await b.page.keyboard.press('Home');
+    await b.page.waitForFunction(() => location.search.includes('opacity=0'));
+    const plain = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    const differing = plain.shown.filter((v, i) => v !== plain.plain[i]).length;
+    assert.equal(differing, 0, `${differing} channel values differ from the photo at opacity 0`);
+    if (SCREENSHOTS) {
+      await b.page.getByLabel('Points').check();
+      await b.page.getByLabel(/Opacity/).fill('0.6');
+      await b.page.screenshot({ path: path.join(SCREENSHOTS, 'desktop.png'), fullPage: true });
+    }
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('CPU fallback: without WebGPU a note shows, the UI stays responsive, results match the CLI', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    // Frame gaps of the page while the worker computes: a blocked UI thread would stall for
+    // the whole inference (seconds).
+    await b.page.addInitScript(() => {
+      window.__maxGap = 0;
+      let prev = performance.now();
+      const tick = (t) => {
+        if (document.querySelector('.busy')) window.__maxGap = Math.max(window.__maxGap, t - prev);
+        prev = t;
+        requestAnimationFrame(tick);
+      };
+      requestAnimationFrame(tick);
+    });
+    await b.page.goto(`${server.origin}/?${QUERY}`);
+    const last = await result(b.page);
+    assert.equal(last.device, 'cpu');
+    await b.page.locator('[data-device="cpu"]').waitFor();
+    await b.page.getByText(/WebGPU is not available/).waitFor();
+    const worst = assertMatchesCli(last, reference);
+    const gap = await b.page.evaluate(() => window.__maxGap);
+    console.log(`  CPU (wasm) vs CLI: max |Δ similarity| = ${worst.toExponential(2)}; longest frame during the run ${gap.toFixed(0)} ms; run ${last.timings_ms.total.toFixed(0)} ms`);
+    // 500 ms: far below a blocked run (the whole inference), far above a busy frame.
+    assert.ok(gap < 500, `the page froze for ${gap} ms during inference`);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('the address round-trips the controls, embed=1 shows the canvas only, 375 px fits', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open();
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu&compare=1`);
+    const last = await result(b.page);
+    assert.equal(last.method, 'surgery');
+    await b.page.getByLabel('Colormap').selectOption('viridis');
+    await b.page.getByLabel('Method').selectOption('raw');
+    await b.page.waitForFunction(() => location.search.includes('colormap=viridis') && location.search.includes('method=raw'));
+    const url = b.page.url();
+    for (const part of ['model=models/tiny', 'labels=person,rocket,flag,sky', 'device=cpu', 'compare=1']) {
+      assert.ok(url.includes(part), `${part} missing from ${url}`);
+    }
+    await b.page.goto(url);
+    assert.equal(await b.page.getByLabel('Colormap').inputValue(), 'viridis');
+    assert.equal(await b.page.getByLabel('Method').inputValue(), 'raw');
+    assert.equal(await b.page.getByLabel('Labels (comma-separated)').inputValue(), 'person,rocket,flag,sky');
+    const raw = await result(b.page);
+    assert.equal(raw.method, 'raw');
+
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu&embed=1`);
+    await result(b.page);
+    assert.equal(await b.page.locator('header, .controls, footer').count(), 0, 'embed=1 shows only the canvas and minimal controls');
+    await b.page.locator('canvas.main').waitFor();
+    assert.equal(await b.page.getByRole('combobox', { name: /^Label/ }).count(), 1, 'embed=1 keeps the label choice');
+
+    await b.page.setViewportSize({ width: 375, height: 812 });
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu`);
+    await result(b.page);
+    const overflow = await b.page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(overflow <= 375, `the page is ${overflow} px wide at a 375 px viewport`);
+    if (SCREENSHOTS) await b.page.screenshot({ path: path.join(SCREENSHOTS, 'mobile.png'), fullPage: true });
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('a second visit loads the model from Cache Storage with the network blocked; clearing empties it', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open();
+  try {
+    const fetched = () => server.log.filter((r) => r.path === '/models/tiny/model.safetensors').length;
+    const start = fetched();
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu`);
+    await result(b.page);
+    await b.page.getByTestId('model-ready').filter({ hasText: 'downloaded' }).waitFor();
+    const before = fetched();
+    assert.equal(before, start + 1);
+
+    const second = await b.ctx.newPage();
+    await second.route('**/models/**', (route) => route.abort('internetdisconnected'));
+    await second.goto(`${server.origin}/?${QUERY}&device=cpu`);
+    await result(second);
+    await second.getByTestId('model-ready').filter({ hasText: 'from the cache' }).waitFor();
+    assert.equal(fetched(), before, 'the weights were downloaded again');
+    await second.getByText(/Cached: \d/).waitFor();
+
+    await second.getByRole('button', { name: 'Clear cache' }).click();
+    await second.getByText('Cached: 0 B in 0 files').waitFor();
+    const left = await second.evaluate(async () => (await caches.keys()).length);
+    assert.equal(left, 0);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('bad input gives a visible message and the app keeps working; nothing leaves the page', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  const b = await open();
+  const alert = (text) => b.page.getByRole('alert').filter({ hasText: text }).waitFor();
+  try {
+    // A model URL that does not exist.
+    await b.page.goto(`${server.origin}/?model=models/missing&device=cpu`);
+    await alert('HTTP 404');
+    assert.match(await lastError(b.page), /404/);
+
+    // Truncated weights: an error, and nothing of them stays cached.
+    await clearLast(b.page);
+    await b.page.getByLabel('Model URL').fill('models/truncated');
+    await b.page.getByRole('button', { name: 'Load', exact: true }).click();
+    await alert('cannot read the weights');
+    const cached = await b.page.evaluate(async () => {
+      const names = [];
+      for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) names.push(r.url);
+      return names;
+    });
+    assert.ok(!cached.some((u) => u.includes('truncated')), `broken files cached: ${cached}`);
+
+    // The right model still loads afterwards.
+    await b.page.getByLabel('Model URL').fill('models/tiny');
+    await b.page.getByRole('button', { name: 'Load', exact: true }).click();
+    await b.page.getByTestId('model-ready').waitFor({ timeout: RUN_TIMEOUT });
+
+    // A file that is not an image (picked locally), then a 10000×10000 image by URL.
+    await clearLast(b.page);
+    await b.page.getByLabel(/Open an image file/).setInputFiles({
+      name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('private notes, not an image'),
+    });
+    await alert('cannot decode the image');
+    await clearLast(b.page);
+    await b.page.getByLabel('Image URL').fill('img/huge.png');
+    await b.page.getByRole('button', { name: 'Open', exact: true }).click();
+    await alert('too large');
+    assert.match(await lastError(b.page), /too large/);
+    // The previous image (the default sample) is still there.
+    await b.page.getByText('Showing astronaut.jpg').waitFor();
+
+    // An empty label set.
+    await clearLast(b.page);
+    await b.page.getByLabel('Labels (comma-separated)').fill(' , ');
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    await alert('Nothing to explain');
+
+    // Still works — driven by the keyboard only: type labels, Ctrl+Enter.
+    await clearLast(b.page);
+    await b.page.getByLabel('Labels (comma-separated)').focus();
+    await b.page.keyboard.press('ControlOrMeta+a');
+    await b.page.keyboard.type('astronaut, moon');
+    await b.page.keyboard.press('Control+Enter');
+    const last = await result(b.page);
+    assert.deepEqual(last.labels, ['astronaut', 'moon']);
+
+    // Every control has an accessible name.
+    const unnamed = await b.page.evaluate(() => [...document.querySelectorAll('button, input, select, textarea')]
+      .filter((el) => !(el.labels?.length || el.getAttribute('aria-label') || el.textContent.trim() || el.title))
+      .map((el) => el.outerHTML.slice(0, 80)));
+    assert.deepEqual(unnamed, []);
+
+    // Privacy: everything was a plain GET to this server; the picked file never left.
+    const sent = b.requests.filter((r) => r.method !== 'GET' || r.body > 0);
+    assert.deepEqual(sent, []);
+    assert.ok(server.log.every((r) => r.method === 'GET' && r.body === 0));
+    assert.ok(!server.log.some((r) => r.path.includes('notes')), 'the local file was requested from the server');
+    const paths = new Set(server.log.map((r) => r.path));
+    const allowed = /^\/($|index\.html|clip-surgery-web|worker|style|www\/|models\/|img\/|favicon\.ico)/;
+    assert.deepEqual([...paths].filter((p) => !allowed.test(p)), []);
+    assert.deepEqual(b.problems.filter((p) => !/Failed to load resource/.test(p)), []);
+  } finally {
+    await b.close();
+  }
+});
