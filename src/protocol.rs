@@ -1,12 +1,15 @@
 //! Messages between the page and the model worker.
 //!
-//! Each message is `{ json, payload }`: `json` is one of the serde enums below, `payload` the
+//! Each message is `{ json, payload }` ([`pack`], [`unpack`]): `json` is one of the serde enums below, `payload` the
 //! bulky part that must not go through JSON — image bytes, picked `File`s, preview pixels —
 //! moved as transferable objects (or, for `File`, passed by reference: the worker reads the
 //! weights itself, so hundreds of megabytes are never copied through the page).
 
 use clip_core::{Explanation, Method};
+use js_sys::Reflect;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use wasm_bindgen::{JsCast, JsValue};
 
 /// Where the user wants inference to run (`?device=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -111,24 +114,28 @@ pub enum Request {
         id: u64,
     },
     /// Explain the current image; supersedes any queued explanation.
-    Explain {
-        /// Request id.
-        id: u64,
-        /// Id of the image (from [`Request::SetImage`]) this is about.
-        image: u64,
-        /// Text or labels.
-        query: QuerySpec,
-        /// Network input `[height, width]`.
-        size: [usize; 2],
-        /// Surgery or raw CLIP.
-        method: Method,
-        /// Also compute raw CLIP, for the side-by-side view.
-        compare: bool,
-    },
+    Explain(ExplainRequest),
     /// Report what Cache Storage holds.
     CacheInfo,
     /// Delete the cached downloads.
     ClearCache,
+}
+
+/// One explanation to run (the worker queues these as they are).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExplainRequest {
+    /// Request id.
+    pub id: u64,
+    /// Id of the image (from [`Request::SetImage`]) this is about.
+    pub image: u64,
+    /// Text or labels.
+    pub query: QuerySpec,
+    /// Network input `[height, width]`.
+    pub size: [usize; 2],
+    /// Surgery or raw CLIP.
+    pub method: Method,
+    /// Also compute raw CLIP, for the side-by-side view.
+    pub compare: bool,
 }
 
 /// A unit of work with a progress bar.
@@ -298,6 +305,40 @@ pub enum Response {
 /// The preview shown under the heatmap is at most this many pixels on its longer side.
 pub const PREVIEW_MAX_SIDE: u32 = 1024;
 
+/// Packs a message for `postMessage`: `{ json, payload }` (see the module docs).
+pub fn pack<T: Serialize>(
+    message: &T,
+    payload: Option<&JsValue>,
+) -> Result<js_sys::Object, String> {
+    let json = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    let object = js_sys::Object::new();
+    let _ = Reflect::set(&object, &"json".into(), &json.into());
+    if let Some(payload) = payload {
+        let _ = Reflect::set(&object, &"payload".into(), payload);
+    }
+    Ok(object)
+}
+
+/// Unpacks a message made by [`pack`]: the message and its payload (`undefined` if none).
+pub fn unpack<T: DeserializeOwned>(data: &JsValue) -> Result<(T, JsValue), String> {
+    let payload = Reflect::get(data, &"payload".into()).unwrap_or(JsValue::UNDEFINED);
+    let json = Reflect::get(data, &"json".into())
+        .ok()
+        .and_then(|j| j.as_string())
+        .ok_or("a message without JSON")?;
+    let message = serde_json::from_str(&json).map_err(|e| e.to_string())?;
+    Ok((message, payload))
+}
+
+/// A JS exception or rejection as text for the user.
+pub fn js_message(value: &JsValue) -> String {
+    value
+        .dyn_ref::<js_sys::Error>()
+        .map(|e| String::from(e.message()))
+        .or_else(|| value.as_string())
+        .unwrap_or_else(|| format!("{value:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,14 +355,14 @@ mod tests {
                     url: "https://example.org/m".into(),
                 },
             },
-            Request::Explain {
+            Request::Explain(ExplainRequest {
                 id: 4,
                 image: 2,
                 query: QuerySpec::Labels(vec!["cat".into(), "dog".into()]),
                 size: [224, 320],
                 method: Method::Raw,
                 compare: true,
-            },
+            }),
         ];
         for request in requests {
             let json = serde_json::to_string(&request).unwrap();

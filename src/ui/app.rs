@@ -11,7 +11,7 @@ use web_sys::{ClipboardEvent, DragEvent, File};
 use yew::prelude::*;
 
 use crate::params::{DEFAULT_MODEL, Params, model_urls};
-use crate::protocol::{DeviceChoice, ModelSource, Request, Response, Scope};
+use crate::protocol::{DeviceChoice, ExplainRequest, ModelSource, Request, Response, Scope};
 use crate::render::Picture;
 use crate::ui::components::image_panel::{ImagePanel, SAMPLES};
 use crate::ui::components::model_panel::ModelPanel;
@@ -142,18 +142,15 @@ impl Engine {
         }
         let id = self.next_id();
         let p = &s.params;
-        self.send(
-            &Request::Explain {
-                id,
-                image: image.id,
-                query,
-                size: p.size,
-                method: p.method,
-                compare: p.compare,
-            },
-            None,
-            None,
-        );
+        let request = ExplainRequest {
+            id,
+            image: image.id,
+            query,
+            size: p.size,
+            method: p.method,
+            compare: p.compare,
+        };
+        self.send(&Request::Explain(request), None, None);
         self.dispatch.dispatch(Action::RunRequested {
             id,
             image: image.id,

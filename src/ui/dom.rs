@@ -8,19 +8,11 @@ use wasm_bindgen_futures::JsFuture;
 use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
 
 use crate::params::Params;
-use crate::protocol::{DeviceKind, RunResult, Timings};
+use crate::protocol::{DeviceKind, RunResult, Timings, js_message};
 use clip_core::{Explanation, Method};
 
 fn window() -> Option<Window> {
     web_sys::window()
-}
-
-fn js_message(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 /// The keys of the URL contract.

@@ -3,12 +3,12 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use js_sys::{Array, Reflect};
+use js_sys::Array;
 use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::Callback;
 
-use crate::protocol::{Request, Response};
+use crate::protocol::{Request, Response, pack, unpack};
 
 /// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches).
 const WORKER_URL: &str = "./www/worker_loader.js";
@@ -37,21 +37,14 @@ impl WorkerLink {
         let backlog: Backlog = Rc::new(RefCell::new(Some(Vec::new())));
         let (held, target) = (backlog.clone(), worker.clone());
         let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
-            let data = event.data();
-            let payload = Reflect::get(&data, &"payload".into()).unwrap_or(JsValue::UNDEFINED);
-            let parsed = Reflect::get(&data, &"json".into())
-                .ok()
-                .and_then(|j| j.as_string())
-                .map(|j| serde_json::from_str::<Response>(&j));
-            match parsed {
-                Some(Ok(Response::Listening)) => {
+            match unpack::<Response>(&event.data()) {
+                Ok((Response::Listening, _)) => {
                     for (message, transfer) in held.borrow_mut().take().unwrap_or_default() {
                         post(&target, &message, transfer.as_ref());
                     }
                 }
-                Some(Ok(response)) => on_response.emit((response, payload)),
-                Some(Err(e)) => crash.emit(format!("unreadable message from the worker: {e}")),
-                None => crash.emit("a message without JSON from the worker".into()),
+                Ok((response, payload)) => on_response.emit((response, payload)),
+                Err(e) => crash.emit(format!("unreadable message from the worker: {e}")),
             }
         });
         let on_error = Closure::<dyn FnMut(ErrorEvent)>::new(move |event: ErrorEvent| {
@@ -71,12 +64,10 @@ impl WorkerLink {
     /// Sends `request`; `payload` travels beside it, and the objects in `transfer` are moved
     /// (not copied) to the worker.
     pub fn send(&self, request: &Request, payload: Option<&JsValue>, transfer: Option<&Array>) {
-        let message = js_sys::Object::new();
-        let json = serde_json::to_string(request).unwrap_or_default();
-        let _ = Reflect::set(&message, &"json".into(), &json.into());
-        if let Some(payload) = payload {
-            let _ = Reflect::set(&message, &"payload".into(), payload);
-        }
+        let message = match pack(request, payload) {
+            Ok(message) => message,
+            Err(e) => return web_sys::console::error_1(&format!("unsendable request: {e}").into()),
+        };
         match self.backlog.borrow_mut().as_mut() {
             Some(held) => held.push((message, transfer.cloned())),
             None => post(&self.worker, &message, transfer),

@@ -21,8 +21,8 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
 use clip_surgery_web::params::model_urls;
 use clip_surgery_web::protocol::{
-    DeviceChoice, DeviceKind, ModelInfo, ModelSource, PREVIEW_MAX_SIDE, QuerySpec, Request,
-    Response, RunResult, Scope, Task, Timings,
+    DeviceChoice, DeviceKind, ExplainRequest as Job, ModelInfo, ModelSource, PREVIEW_MAX_SIDE,
+    QuerySpec, Request, Response, RunResult, Scope, Task, Timings, pack, unpack,
 };
 
 /// The tokenizer ships with the app (CLIP's BPE is the same for every checkpoint). Relative
@@ -54,16 +54,6 @@ fn engine<R>(f: impl FnOnce(&mut Engine) -> R) -> R {
     ENGINE.with_borrow_mut(f)
 }
 
-#[derive(Debug, Clone)]
-struct Job {
-    id: u64,
-    image: u64,
-    query: QuerySpec,
-    size: [usize; 2],
-    method: Method,
-    compare: bool,
-}
-
 fn main() {
     console_error_panic_hook::set_once();
     listen();
@@ -73,15 +63,8 @@ fn main() {
 fn listen() {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(|event: MessageEvent| {
-        let data = event.data();
-        let payload = Reflect::get(&data, &"payload".into()).unwrap_or(JsValue::UNDEFINED);
-        let request = Reflect::get(&data, &"json".into())
-            .ok()
-            .and_then(|j| j.as_string())
-            .ok_or_else(|| "a message without JSON".to_string())
-            .and_then(|j| serde_json::from_str::<Request>(&j).map_err(|e| e.to_string()));
-        match request {
-            Ok(request) => spawn_local(handle(request, payload)),
+        match unpack::<Request>(&event.data()) {
+            Ok((request, payload)) => spawn_local(handle(request, payload)),
             Err(e) => fail(0, Scope::Protocol, format!("unreadable request: {e}")),
         }
     });
@@ -96,24 +79,7 @@ async fn handle(request: Request, payload: JsValue) {
         Request::Init { device } => init(device).await,
         Request::LoadModel { id, source } => load_model(id, source, payload).await,
         Request::SetImage { id } => set_image(id, &payload),
-        Request::Explain {
-            id,
-            image,
-            query,
-            size,
-            method,
-            compare,
-        } => {
-            enqueue(Job {
-                id,
-                image,
-                query,
-                size,
-                method,
-                compare,
-            })
-            .await
-        }
+        Request::Explain(job) => enqueue(job).await,
         Request::CacheInfo => cache_info().await,
         Request::ClearCache => {
             if let Err(e) = net::clear().await {
@@ -126,16 +92,19 @@ async fn handle(request: Request, payload: JsValue) {
 
 fn post(response: &Response, payload: Option<(&JsValue, &Array)>) {
     let scope: DedicatedWorkerGlobalScope = js_sys::global().unchecked_into();
-    let message = js_sys::Object::new();
-    let json = serde_json::to_string(response).unwrap_or_else(|e| {
-        format!(r#"{{"type":"failed","id":0,"scope":"protocol","message":"{e}"}}"#)
-    });
-    let _ = Reflect::set(&message, &"json".into(), &json.into());
-    let sent = match payload {
-        Some((payload, transfer)) => {
-            let _ = Reflect::set(&message, &"payload".into(), payload);
-            scope.post_message_with_transfer(&message, transfer)
+    let message = match pack(response, payload.map(|(p, _)| p)) {
+        Ok(message) => message,
+        Err(e) => {
+            let failed = Response::Failed {
+                id: 0,
+                scope: Scope::Protocol,
+                message: format!("unsendable response: {e}"),
+            };
+            return post(&failed, None);
         }
+    };
+    let sent = match payload {
+        Some((_, transfer)) => scope.post_message_with_transfer(&message, transfer),
         None => scope.post_message(&message),
     };
     if let Err(e) = sent {

@@ -2,6 +2,7 @@
 //! cache on the next visit (and offline). A response is cached only once fully received, and
 //! callers [`forget`] files that turn out to be unusable, so nothing stays cached broken.
 
+use clip_surgery_web::protocol::js_message;
 use js_sys::{Array, Promise, Reflect, Uint8Array};
 use thiserror::Error;
 use wasm_bindgen::{JsCast, JsValue};
@@ -62,14 +63,6 @@ pub struct Fetched {
 
 fn scope() -> WorkerGlobalScope {
     js_sys::global().unchecked_into()
-}
-
-fn js_message(value: &JsValue) -> String {
-    value
-        .dyn_ref::<js_sys::Error>()
-        .map(|e| String::from(e.message()))
-        .or_else(|| value.as_string())
-        .unwrap_or_else(|| format!("{value:?}"))
 }
 
 async fn promise(p: Promise) -> Result<JsValue, String> {
