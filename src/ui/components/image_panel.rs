@@ -10,6 +10,7 @@ use web_sys::{
 };
 use yew::prelude::*;
 
+use crate::ui::components::url_field::UrlField;
 use crate::ui::dom::blob_bytes;
 
 /// Bundled photos from scikit-image's data set (public domain / CC0).
@@ -43,22 +44,9 @@ pub struct ImagePanelProps {
 /// The image section.
 #[function_component(ImagePanel)]
 pub fn image_panel(props: &ImagePanelProps) -> Html {
-    let draft = use_state(|| props.url.to_string());
-    {
-        let draft = draft.clone();
-        use_effect_with(props.url.clone(), move |url| draft.set(url.to_string()));
-    }
-    let on_input = {
-        let draft = draft.clone();
-        Callback::from(move |e: InputEvent| {
-            draft.set(e.target_unchecked_into::<HtmlInputElement>().value())
-        })
-    };
-    let on_submit = {
-        let (draft, cb) = (draft.clone(), props.on_url.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            let url = draft.trim().to_string();
+    let on_url = {
+        let cb = props.on_url.clone();
+        Callback::from(move |url: String| {
             if !url.is_empty() {
                 cb.emit(url);
             }
@@ -93,14 +81,8 @@ pub fn image_panel(props: &ImagePanelProps) -> Html {
                 <span>{ "Open an image file (or drop / paste one anywhere)" }</span>
                 <input type="file" accept="image/*" onchange={on_file} />
             </label>
-            <form class="row" onsubmit={on_submit}>
-                <label class="grow">
-                    <span>{ "Image URL" }</span>
-                    <input type="text" inputmode="url" value={(*draft).clone()} oninput={on_input}
-                        placeholder="https://…/photo.jpg" spellcheck="false" autocomplete="off" />
-                </label>
-                <button type="submit">{ "Open" }</button>
-            </form>
+            <UrlField label="Image URL" value={props.url.clone()} placeholder="https://…/photo.jpg"
+                button="Open" on_submit={on_url} />
             <Camera on_bytes={props.on_bytes.clone()} on_error={props.on_error.clone()} />
             { if props.busy { html!{ <p class="muted" role="status">{ "Decoding the image…" }</p> } } else { html!{} } }
             { for props.current.as_ref().map(|c| html! { <p class="muted">{ "Showing " }<span class="name">{ c.clone() }</span></p> }) }

@@ -6,3 +6,4 @@ pub mod model_panel;
 pub mod progress;
 pub mod query_panel;
 pub mod results;
+pub mod url_field;

@@ -8,6 +8,7 @@ use yew::prelude::*;
 
 use crate::params::DEFAULT_MODEL;
 use crate::ui::components::progress::ProgressBar;
+use crate::ui::components::url_field::UrlField;
 use crate::ui::dom::format_bytes;
 use crate::ui::state::{CacheState, ModelState};
 
@@ -33,24 +34,6 @@ pub struct ModelPanelProps {
 /// The model section.
 #[function_component(ModelPanel)]
 pub fn model_panel(props: &ModelPanelProps) -> Html {
-    let draft = use_state(|| props.url.to_string());
-    {
-        let draft = draft.clone();
-        use_effect_with(props.url.clone(), move |url| draft.set(url.to_string()));
-    }
-    let on_input = {
-        let draft = draft.clone();
-        Callback::from(move |e: InputEvent| {
-            draft.set(e.target_unchecked_into::<HtmlInputElement>().value())
-        })
-    };
-    let on_submit = {
-        let (draft, load) = (draft.clone(), props.on_load_url.clone());
-        Callback::from(move |e: SubmitEvent| {
-            e.prevent_default();
-            load.emit((*draft).trim().to_string());
-        })
-    };
     let on_files = {
         let cb = props.on_files.clone();
         Callback::from(move |e: Event| {
@@ -84,14 +67,8 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
     html! {
         <section class="panel" aria-labelledby="model-h">
             <h2 id="model-h">{ "Model" }</h2>
-            <form class="row" onsubmit={on_submit}>
-                <label class="grow">
-                    <span>{ "Model URL" }</span>
-                    <input type="text" inputmode="url" value={(*draft).clone()} oninput={on_input}
-                        placeholder={DEFAULT_MODEL} spellcheck="false" autocomplete="off" />
-                </label>
-                <button type="submit" disabled={loading}>{ "Load" }</button>
-            </form>
+            <UrlField label="Model URL" value={props.url.clone()} placeholder={DEFAULT_MODEL}
+                button="Load" disabled={loading} on_submit={props.on_load_url.clone()} />
             <label class="file">
                 <span>{ "…or open local files (model.safetensors + config.json)" }</span>
                 <input type="file" multiple=true accept=".safetensors,.json" onchange={on_files} />
