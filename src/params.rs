@@ -5,8 +5,15 @@
 
 use clip_core::Method;
 use clip_core::colormap::Colormap;
+use clip_core::query::{split_labels, split_target};
 
 use crate::protocol::{DeviceChoice, QuerySpec};
+
+/// The query-string keys of the contract, in the order share links write them.
+pub const KEYS: [&str; 11] = [
+    "model", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
+    "opacity", "embed",
+];
 
 /// The public OpenAI ViT-B/16 on the Hugging Face hub. Its safetensors file lives on the
 /// `refs/pr/10` revision (the hub's "safetensors" PR), which also holds `config.json`; `resolve`
@@ -181,8 +188,7 @@ impl Params {
         match self.mode {
             Mode::Text => {
                 let text = self.text.trim();
-                (!clip_core::query::split_target(text).is_empty())
-                    .then(|| QuerySpec::Text(text.to_string()))
+                (!split_target(text).is_empty()).then(|| QuerySpec::Text(text.to_string()))
             }
             Mode::Labels => {
                 let labels = split_labels(&self.labels);
@@ -206,15 +212,6 @@ pub fn model_urls(url: &str) -> (String, String) {
             format!("{base}/model.safetensors"),
         )
     }
-}
-
-/// Comma-separated labels, trimmed, blanks dropped.
-pub fn split_labels(list: &str) -> Vec<String> {
-    list.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
 }
 
 /// `"512"` → `[512, 512]`; `"224x320"` → height 224, width 320. Zero is refused; whether a
@@ -292,6 +289,12 @@ mod tests {
                 ..p
             }
         );
+    }
+
+    #[test]
+    fn written_keys_are_the_contract_keys() {
+        let (p, _) = Params::from_pairs([("text", "a"), ("size", "512"), ("embed", "1")]);
+        assert!(p.to_pairs().iter().all(|(k, _)| KEYS.contains(k)));
     }
 
     #[test]

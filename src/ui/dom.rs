@@ -7,19 +7,13 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
 
-use crate::params::Params;
+use crate::params::{KEYS, Params};
 use crate::protocol::{DeviceKind, RunResult, Timings, js_message};
 use clip_core::{Explanation, Method};
 
 fn window() -> Option<Window> {
     web_sys::window()
 }
-
-/// The keys of the URL contract.
-const KEYS: [&str; 11] = [
-    "model", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
-    "opacity", "embed",
-];
 
 /// Parameters from the address bar.
 pub fn read_params() -> (Params, Vec<String>) {

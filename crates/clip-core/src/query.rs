@@ -56,12 +56,7 @@ pub enum Query {
 impl Query {
     /// Parses a comma-separated label list, trimming blanks; empty → [`ClipError::EmptyQuery`].
     pub fn labels(list: &str) -> Result<Self> {
-        let labels: Vec<String> = list
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect();
+        let labels = split_labels(list);
         if labels.is_empty() {
             return Err(ClipError::EmptyQuery);
         }
@@ -88,7 +83,16 @@ impl Query {
 
 /// The parts of an "a+b" target (one part for a plain text).
 pub fn split_target(text: &str) -> Vec<String> {
-    text.split('+')
+    split_trimmed(text, '+')
+}
+
+/// A comma-separated label list: trimmed, blanks dropped.
+pub fn split_labels(list: &str) -> Vec<String> {
+    split_trimmed(list, ',')
+}
+
+fn split_trimmed(s: &str, separator: char) -> Vec<String> {
+    s.split(separator)
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(String::from)
