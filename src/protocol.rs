@@ -161,10 +161,6 @@ pub struct ModelInfo {
     pub name: String,
     /// e.g. "ViT-B/16".
     pub architecture: String,
-    /// The model's native input side (224, 336).
-    pub image_size: usize,
-    /// Patch size: input sides must be multiples of it.
-    pub patch: usize,
     /// Bytes of weights read.
     pub bytes: f64,
     /// Whether the weights came from Cache Storage.
@@ -295,8 +291,6 @@ pub enum Response {
     Cache {
         /// Bytes held.
         bytes: f64,
-        /// Files held.
-        files: u32,
         /// Their URLs.
         urls: Vec<String>,
     },

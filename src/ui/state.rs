@@ -399,7 +399,7 @@ impl State {
                     self.error(message);
                 }
             },
-            Response::Cache { bytes, urls, .. } => {
+            Response::Cache { bytes, urls } => {
                 self.cache = CacheState {
                     bytes,
                     urls,

@@ -309,12 +309,9 @@ async fn load(
         }
     };
     progress(id, Task::Upload, 1.0, 1.0);
-    let vision = &model.config.vision;
     let info = ModelInfo {
         name,
         architecture: architecture(&model.config),
-        image_size: vision.image_size,
-        patch: vision.patch_size,
         bytes: weights.len() as f64,
         cached,
         download_ms: downloaded - started,
@@ -511,14 +508,7 @@ async fn run(job: Job) -> Result<Option<RunResult>, String> {
 
 async fn cache_info() {
     match net::contents().await {
-        Ok((bytes, urls)) => post(
-            &Response::Cache {
-                bytes,
-                files: urls.len() as u32,
-                urls,
-            },
-            None,
-        ),
+        Ok((bytes, urls)) => post(&Response::Cache { bytes, urls }, None),
         Err(e) => fail(0, Scope::Cache, format!("cannot read the cache: {e}")),
     }
 }
