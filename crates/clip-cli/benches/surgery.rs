@@ -21,7 +21,7 @@ fn pixels(model: &Clip, side: usize) -> Tensor<4> {
 
 fn benches(c: &mut Criterion) {
     let device = clip_core::device::cpu();
-    let model = Clip::random(ClipConfig::vit_b_16(), 0, &device);
+    let model = Clip::random(ClipConfig::vit_b_16(), 0, &device).expect("random weights fit");
     let tokenizer = ClipTokenizer::from_bytes(TOKENIZER_JSON).expect("tokenizer");
     let mut group = c.benchmark_group("vit-b16-cpu");
     group.sample_size(10);

@@ -108,6 +108,58 @@ pub struct ClipConfig {
     pub surgery_depth: usize,
 }
 
+/// How the model uses a checkpoint tensor, which decides how a weight pack may store it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// A linear layer's weight, `[out, in]` in the checkpoint: quantizable.
+    Matrix,
+    /// The token-embedding table `[vocab, width]`: quantizable, read a row at a time.
+    Table,
+    /// Everything else (norms, biases, position/class/patch embeddings, the temperature):
+    /// stays float.
+    Float,
+}
+
+/// One tensor the model reads, under its Hugging Face name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorSpec {
+    /// Hugging Face `CLIPModel` key.
+    pub name: String,
+    /// Shape in a Hugging Face checkpoint.
+    pub shape: Vec<usize>,
+    /// How it is used.
+    pub role: Role,
+}
+
+fn tower_specs(out: &mut Vec<TensorSpec>, prefix: &str, tower: &TowerConfig) {
+    let (w, m) = (tower.width, tower.mlp_width);
+    let mut push =
+        |name: String, shape: Vec<usize>, role| out.push(TensorSpec { name, shape, role });
+    for i in 0..tower.layers {
+        let layer = format!("{prefix}.encoder.layers.{i}");
+        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
+            push(
+                format!("{layer}.self_attn.{proj}.weight"),
+                vec![w, w],
+                Role::Matrix,
+            );
+            push(
+                format!("{layer}.self_attn.{proj}.bias"),
+                vec![w],
+                Role::Float,
+            );
+        }
+        for norm in ["layer_norm1", "layer_norm2"] {
+            push(format!("{layer}.{norm}.weight"), vec![w], Role::Float);
+            push(format!("{layer}.{norm}.bias"), vec![w], Role::Float);
+        }
+        push(format!("{layer}.mlp.fc1.weight"), vec![m, w], Role::Matrix);
+        push(format!("{layer}.mlp.fc1.bias"), vec![m], Role::Float);
+        push(format!("{layer}.mlp.fc2.weight"), vec![w, m], Role::Matrix);
+        push(format!("{layer}.mlp.fc2.bias"), vec![w], Role::Float);
+    }
+}
+
 /// The paper's default: architecture surgery on the last six ViT blocks.
 pub const DEFAULT_SURGERY_DEPTH: usize = 6;
 
@@ -143,6 +195,66 @@ impl ClipConfig {
             embed_dim,
             surgery_depth: DEFAULT_SURGERY_DEPTH,
         }
+    }
+
+    /// Every tensor the model reads, in checkpoint order (vision, text, projections).
+    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
+        let (v, t) = (&self.vision, &self.text);
+        let (wv, wt, p) = (v.tower.width, t.tower.width, v.patch_size);
+        let g = v.grid_side();
+        let spec = |name: &str, shape: Vec<usize>, role| TensorSpec {
+            name: name.to_string(),
+            shape,
+            role,
+        };
+        let norm = |out: &mut Vec<TensorSpec>, name: &str, w: usize| {
+            out.push(spec(&format!("{name}.weight"), vec![w], Role::Float));
+            out.push(spec(&format!("{name}.bias"), vec![w], Role::Float));
+        };
+        let mut out = vec![
+            spec(
+                "vision_model.embeddings.class_embedding",
+                vec![wv],
+                Role::Float,
+            ),
+            spec(
+                "vision_model.embeddings.patch_embedding.weight",
+                vec![wv, 3, p, p],
+                Role::Float,
+            ),
+            spec(
+                "vision_model.embeddings.position_embedding.weight",
+                vec![g * g + 1, wv],
+                Role::Float,
+            ),
+        ];
+        norm(&mut out, "vision_model.pre_layrnorm", wv);
+        tower_specs(&mut out, "vision_model", &v.tower);
+        norm(&mut out, "vision_model.post_layernorm", wv);
+        out.push(spec(
+            "text_model.embeddings.token_embedding.weight",
+            vec![t.vocab_size, wt],
+            Role::Table,
+        ));
+        out.push(spec(
+            "text_model.embeddings.position_embedding.weight",
+            vec![t.context_length, wt],
+            Role::Float,
+        ));
+        tower_specs(&mut out, "text_model", &t.tower);
+        norm(&mut out, "text_model.final_layer_norm", wt);
+        out.push(spec(
+            "visual_projection.weight",
+            vec![self.embed_dim, wv],
+            Role::Matrix,
+        ));
+        out.push(spec(
+            "text_projection.weight",
+            vec![self.embed_dim, wt],
+            Role::Matrix,
+        ));
+        out.push(spec("logit_scale", vec![], Role::Float));
+        out
     }
 
     /// OpenAI ViT-B/32.

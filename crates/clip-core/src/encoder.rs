@@ -5,8 +5,8 @@ use burn::tensor::{Device, Tensor};
 use crate::attention::SelfAttention;
 use crate::config::TowerConfig;
 use crate::error::Result;
-use crate::nn::{LayerNorm, Linear, Mlp, SplitMix};
-use crate::weights::Checkpoint;
+use crate::nn::{LayerNorm, Linear, Mlp};
+use crate::weights::WeightSource;
 
 /// `x + attn(ln1(x))`, then `x + mlp(ln2(x))` (Hugging Face `CLIPEncoderLayer`).
 #[derive(Debug, Clone)]
@@ -24,14 +24,14 @@ pub struct EncoderLayer {
 impl EncoderLayer {
     /// Loads `<prefix>.{self_attn,layer_norm1,mlp,layer_norm2}`.
     pub fn load(
-        ckpt: &Checkpoint,
+        weights: &dyn WeightSource,
         prefix: &str,
         cfg: &TowerConfig,
         device: &Device,
     ) -> Result<Self> {
         let w = cfg.width;
         let lin = |name: &str, shape| {
-            Linear::load(ckpt, &format!("{prefix}.{name}"), shape, true, device)
+            Linear::load(weights, &format!("{prefix}.{name}"), shape, true, device)
         };
         Ok(Self {
             self_attn: SelfAttention {
@@ -42,7 +42,7 @@ impl EncoderLayer {
                 heads: cfg.heads,
             },
             layer_norm1: LayerNorm::load(
-                ckpt,
+                weights,
                 &format!("{prefix}.layer_norm1"),
                 w,
                 cfg.layer_norm_eps,
@@ -54,37 +54,13 @@ impl EncoderLayer {
                 activation: cfg.activation,
             },
             layer_norm2: LayerNorm::load(
-                ckpt,
+                weights,
                 &format!("{prefix}.layer_norm2"),
                 w,
                 cfg.layer_norm_eps,
                 device,
             )?,
         })
-    }
-
-    /// Random init, for benchmarks.
-    pub fn random(rng: &mut SplitMix, cfg: &TowerConfig, device: &Device) -> Self {
-        let w = cfg.width;
-        let mut lin = |shape| Linear::random(rng, shape, true, device);
-        let self_attn = SelfAttention {
-            q_proj: lin([w, w]),
-            k_proj: lin([w, w]),
-            v_proj: lin([w, w]),
-            out_proj: lin([w, w]),
-            heads: cfg.heads,
-        };
-        let mlp = Mlp {
-            fc1: lin([w, cfg.mlp_width]),
-            fc2: lin([cfg.mlp_width, w]),
-            activation: cfg.activation,
-        };
-        Self {
-            self_attn,
-            layer_norm1: LayerNorm::random(rng, w, cfg.layer_norm_eps, device),
-            mlp,
-            layer_norm2: LayerNorm::random(rng, w, cfg.layer_norm_eps, device),
-        }
     }
 
     /// Single path. `x: [B, N, W]`, optional additive `mask: [N, N]`.

@@ -73,6 +73,46 @@ pub enum ClipError {
     /// Tokenizer failure (bad tokenizer file, encoding error).
     #[error(transparent)]
     Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    /// A weight pack's manifest is unreadable or inconsistent.
+    #[error("bad weight pack: {0}")]
+    Pack(String),
+    /// A weight pack uses a quantization scheme (or tensor encoding) we do not know.
+    #[error(
+        "unknown quantization scheme {0:?}; known: f32, f16, int8, q4 (made by a newer version?)"
+    )]
+    UnknownScheme(String),
+    /// A shard has another length than its manifest says (usually an interrupted download).
+    #[error("shard {file} is {found} bytes, the manifest says {expected}{}", if found < expected { " (truncated download?)" } else { "" })]
+    ShardLength {
+        /// Shard file name.
+        file: String,
+        /// Bytes the manifest lists.
+        expected: u64,
+        /// Bytes received.
+        found: u64,
+    },
+    /// A shard belongs to another model (or another place in this one) than its manifest.
+    #[error(
+        "shard {file} belongs to {found}, not to this model ({expected}): mixed files from two conversions?"
+    )]
+    ForeignShard {
+        /// Shard file name.
+        file: String,
+        /// `model <id> shard <i>` the manifest expects.
+        expected: String,
+        /// What the shard header says.
+        found: String,
+    },
+    /// A shard's SHA-256 differs from its manifest's (corrupted in transit or on disk).
+    #[error("shard {file} is corrupt: SHA-256 {found}, the manifest says {expected}")]
+    ShardChecksum {
+        /// Shard file name.
+        file: String,
+        /// Hex digest in the manifest.
+        expected: String,
+        /// Hex digest of the bytes received.
+        found: String,
+    },
     /// A device read-back or execution failed.
     #[error("the compute device failed: {0}")]
     Device(String),

@@ -12,7 +12,8 @@
 //! - [`prompts`]: the 85-template ensembles; [`explain`]: all of it end to end.
 //!
 //! Loading ([`weights`], [`config`]), [`tokenizer`] and [`preprocess`] reproduce the reference
-//! inputs exactly; results are checked against PyTorch goldens in `tests/`.
+//! inputs exactly; results are checked against PyTorch goldens in `tests/`. [`pack`] is the
+//! sharded, quantized weight format for the web ([`quant`]: int8/int4 blocks).
 
 //!
 //! Without the default `burn` feature only the device-free parts are built — queries,
@@ -23,8 +24,10 @@ pub mod colormap;
 pub mod config;
 pub mod error;
 pub mod maps;
+pub mod pack;
 pub mod points;
 pub mod preprocess;
+pub mod quant;
 pub mod query;
 pub mod tokenizer;
 pub mod weights;

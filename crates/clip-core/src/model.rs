@@ -4,11 +4,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
-use crate::nn::{Linear, SplitMix};
+use crate::nn::Linear;
+use crate::pack::Pack;
 use crate::text::TextTransformer;
 use crate::tokenizer::Tokenized;
 use crate::vision::VisionTransformer;
-use crate::weights::{Checkpoint, Naming};
+use crate::weights::{Checkpoint, Naming, RandomWeights, WeightSource};
 
 pub use crate::query::Method;
 
@@ -59,42 +60,37 @@ impl Clip {
                 ));
             }
         };
+        Self::load(&ckpt, config, device)
+    }
+
+    /// Loads every tensor of `config` from a weight source (checkpoint, pack or random).
+    pub fn load(weights: &dyn WeightSource, config: ClipConfig, device: &Device) -> Result<Self> {
         config.validate()?;
         let (wv, wt, e) = (
             config.vision.tower.width,
             config.text.tower.width,
             config.embed_dim,
         );
-        let logit_scale = ckpt.get_shaped("logit_scale", &[])?;
         Ok(Self {
-            vision_model: VisionTransformer::load(&ckpt, &config.vision, device)?,
-            text_model: TextTransformer::load(&ckpt, &config.text, device)?,
-            visual_projection: Linear::load(&ckpt, "visual_projection", [wv, e], false, device)?,
-            text_projection: Linear::load(&ckpt, "text_projection", [wt, e], false, device)?,
-            logit_scale: logit_scale.data[0],
+            vision_model: VisionTransformer::load(weights, &config.vision, device)?,
+            text_model: TextTransformer::load(weights, &config.text, device)?,
+            visual_projection: Linear::load(weights, "visual_projection", [wv, e], false, device)?,
+            text_projection: Linear::load(weights, "text_projection", [wt, e], false, device)?,
+            logit_scale: weights.float("logit_scale", &[])?.data[0],
             config,
             device: device.clone(),
         })
     }
 
+    /// Loads a weight pack (its shards already checked by [`Pack::from_shards`]).
+    pub fn from_pack(pack: &Pack, device: &Device) -> Result<Self> {
+        Self::load(pack, pack.manifest.config.clone(), device)
+    }
+
     /// A randomly initialised model of the given size (benchmarks: same compute as the real
     /// weights, no download).
-    pub fn random(config: ClipConfig, seed: u64, device: &Device) -> Self {
-        let mut rng = SplitMix::new(seed);
-        let (wv, wt, e) = (
-            config.vision.tower.width,
-            config.text.tower.width,
-            config.embed_dim,
-        );
-        Self {
-            vision_model: VisionTransformer::random(&mut rng, &config.vision, device),
-            text_model: TextTransformer::random(&mut rng, &config.text, device),
-            visual_projection: Linear::random(&mut rng, [wv, e], false, device),
-            text_projection: Linear::random(&mut rng, [wt, e], false, device),
-            logit_scale: (1.0f32 / 0.07).ln(),
-            config,
-            device: device.clone(),
-        }
+    pub fn random(config: ClipConfig, seed: u64, device: &Device) -> Result<Self> {
+        Self::load(&RandomWeights::new(seed), config, device)
     }
 
     /// The device the weights live on.

@@ -5,39 +5,18 @@ use burn::tensor::{Device, Tensor, TensorData, activation, module};
 
 use crate::config::Activation;
 use crate::error::Result;
-use crate::weights::{Checkpoint, HostTensor};
+use crate::weights::{HostTensor, Matrix, WeightSource};
 
 /// Uploads a host tensor of rank `D`.
 pub(crate) fn upload<const D: usize>(t: &HostTensor, device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(t.data.clone(), t.shape.clone()), device)
 }
 
-/// A small deterministic generator for random-init models (benchmarks, unit tests): the
-/// numbers only need to be reproducible and roughly unit-scaled, not cryptographic.
-#[derive(Debug, Clone)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// Seeded generator.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [-scale, scale).
-    pub fn uniform(&mut self, shape: &[usize], scale: f32) -> HostTensor {
-        let n = shape.iter().product();
-        let data = (0..n)
-            .map(|_| ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
-            .collect();
-        HostTensor::new(shape.to_vec(), data)
+/// Uploads a matrix; a quantized one stays quantized on the device.
+pub(crate) fn upload_matrix(m: &Matrix, device: &Device) -> Tensor<2> {
+    match m {
+        Matrix::Float(t) => upload(t, device),
+        Matrix::Quant(q) => Tensor::from_data(q.to_tensor_data(), device),
     }
 }
 
@@ -53,37 +32,26 @@ pub struct Linear {
 impl Linear {
     /// Loads `<prefix>.weight` (`[out, in]` in the file) and, if `bias`, `<prefix>.bias`.
     pub fn load(
-        ckpt: &Checkpoint,
+        weights: &dyn WeightSource,
         prefix: &str,
         shape: [usize; 2],
         bias: bool,
         device: &Device,
     ) -> Result<Self> {
         let [d_in, d_out] = shape;
-        let weight = ckpt
-            .get_shaped(&format!("{prefix}.weight"), &[d_out, d_in])?
-            .transposed();
+        let weight = weights.matrix(&format!("{prefix}.weight"), [d_out, d_in])?;
         let bias = if bias {
             Some(upload(
-                &ckpt.get_shaped(&format!("{prefix}.bias"), &[d_out])?,
+                &weights.float(&format!("{prefix}.bias"), &[d_out])?,
                 device,
             ))
         } else {
             None
         };
         Ok(Self {
-            weight: upload(&weight, device),
+            weight: upload_matrix(&weight, device),
             bias,
         })
-    }
-
-    /// Random init (`U(±1/√in)` like PyTorch), for benchmarks.
-    pub fn random(rng: &mut SplitMix, shape: [usize; 2], bias: bool, device: &Device) -> Self {
-        let scale = 1.0 / (shape[0] as f32).sqrt();
-        Self {
-            weight: upload(&rng.uniform(&shape, scale), device),
-            bias: bias.then(|| upload(&rng.uniform(&[shape[1]], scale), device)),
-        }
     }
 
     /// `[.., in] → [.., out]`.
@@ -106,7 +74,7 @@ pub struct LayerNorm {
 impl LayerNorm {
     /// Loads `<prefix>.weight` and `<prefix>.bias`.
     pub fn load(
-        ckpt: &Checkpoint,
+        weights: &dyn WeightSource,
         prefix: &str,
         width: usize,
         eps: f64,
@@ -114,26 +82,12 @@ impl LayerNorm {
     ) -> Result<Self> {
         Ok(Self {
             weight: upload(
-                &ckpt.get_shaped(&format!("{prefix}.weight"), &[width])?,
+                &weights.float(&format!("{prefix}.weight"), &[width])?,
                 device,
             ),
-            bias: upload(
-                &ckpt.get_shaped(&format!("{prefix}.bias"), &[width])?,
-                device,
-            ),
+            bias: upload(&weights.float(&format!("{prefix}.bias"), &[width])?, device),
             eps,
         })
-    }
-
-    /// Random init around the identity.
-    pub fn random(rng: &mut SplitMix, width: usize, eps: f64, device: &Device) -> Self {
-        let mut weight = rng.uniform(&[width], 0.1);
-        weight.data.iter_mut().for_each(|w| *w += 1.0);
-        Self {
-            weight: upload(&weight, device),
-            bias: upload(&rng.uniform(&[width], 0.05), device),
-            eps,
-        }
     }
 
     /// `[.., W] → [.., W]`.

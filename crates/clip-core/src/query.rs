@@ -123,4 +123,65 @@ impl Explanation {
     pub fn patch_column(&self, i: usize) -> Vec<f32> {
         self.similarity.iter().map(|row| row[i]).collect()
     }
+
+    /// Index of the best CLS score.
+    pub fn top1(&self) -> Option<usize> {
+        (0..self.cls_scores.len())
+            .max_by(|&a, &b| self.cls_scores[a].total_cmp(&self.cls_scores[b]))
+    }
+
+    /// How closely `other` (e.g. a quantized model's result) reproduces this one: the Pearson
+    /// correlation of each label's patch similarities — what a map's *shape* depends on, since
+    /// maps are min-maxed — and whether the CLS top-1 label agrees.
+    pub fn agreement(&self, other: &Explanation) -> Agreement {
+        Agreement {
+            pearson: (0..self.labels.len())
+                .map(|i| pearson(&self.patch_column(i), &other.patch_column(i)))
+                .collect(),
+            top1_agrees: self.top1() == other.top1(),
+        }
+    }
+}
+
+/// See [`Explanation::agreement`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agreement {
+    /// Pearson r per label.
+    pub pearson: Vec<f64>,
+    /// Whether the highest CLS score is on the same label.
+    pub top1_agrees: bool,
+}
+
+/// Pearson correlation; 1 for two identical constant series (nothing to disagree on), 0 if
+/// only one is constant.
+pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    let mean = |x: &[f32]| x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    match (saa > 0.0, sbb > 0.0) {
+        (true, true) => sab / (saa * sbb).sqrt(),
+        (false, false) if a == b => 1.0,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod pearson_tests {
+    use super::pearson;
+
+    #[test]
+    fn pearson_known_values() {
+        assert!((pearson(&[1., 2., 3.], &[2., 4., 6.]) - 1.0).abs() < 1e-12);
+        assert!((pearson(&[1., 2., 3.], &[3., 2., 1.]) + 1.0).abs() < 1e-12);
+        assert!(pearson(&[1., 2., 1., 2.], &[1., 1., 2., 2.]).abs() < 1e-12);
+        assert_eq!(pearson(&[1., 1.], &[1., 1.]), 1.0);
+        assert_eq!(pearson(&[1., 1.], &[1., 2.]), 0.0);
+    }
 }

@@ -5,9 +5,9 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 use crate::config::TextConfig;
 use crate::encoder::EncoderLayer;
 use crate::error::{ClipError, Result};
-use crate::nn::{LayerNorm, SplitMix, upload};
+use crate::nn::{LayerNorm, upload};
 use crate::tokenizer::Tokenized;
-use crate::weights::{Checkpoint, HostTensor};
+use crate::weights::{Matrix, WeightSource};
 
 /// Additive mask value for future positions: large enough that `exp` underflows to exactly 0,
 /// finite so that no backend has to handle infinities in its softmax.
@@ -18,9 +18,10 @@ const MASKED: f32 = -1e9;
 pub struct TextTransformer {
     /// Sizes.
     pub config: TextConfig,
-    /// Token embedding `[V, W]`, kept on the host: token ids are host data, so the lookup is
-    /// a row copy, and a 49 408-row table never has to fit a GPU binding (ViT-L's is 152 MB).
-    pub token_embedding: HostTensor,
+    /// Token embedding `[V, W]`, kept on the host (quantized if the weights are): token ids
+    /// are host data, so the lookup is a row copy, and a 49 408-row table never has to fit a GPU
+    /// binding (ViT-L's is 152 MB in f32).
+    pub token_embedding: Matrix,
     /// Position embedding `[context, W]`.
     pub position_embedding: Tensor<2>,
     /// Residual attention blocks (causal).
@@ -31,12 +32,12 @@ pub struct TextTransformer {
 
 impl TextTransformer {
     /// Loads `text_model.*`.
-    pub fn load(ckpt: &Checkpoint, config: &TextConfig, device: &Device) -> Result<Self> {
+    pub fn load(weights: &dyn WeightSource, config: &TextConfig, device: &Device) -> Result<Self> {
         let w = config.tower.width;
         let layers = (0..config.tower.layers)
             .map(|i| {
                 EncoderLayer::load(
-                    ckpt,
+                    weights,
                     &format!("text_model.encoder.layers.{i}"),
                     &config.tower,
                     device,
@@ -45,12 +46,12 @@ impl TextTransformer {
             .collect::<Result<_>>()?;
         Ok(Self {
             config: config.clone(),
-            token_embedding: ckpt.get_shaped(
+            token_embedding: weights.table(
                 "text_model.embeddings.token_embedding.weight",
-                &[config.vocab_size, w],
+                [config.vocab_size, w],
             )?,
             position_embedding: upload(
-                &ckpt.get_shaped(
+                &weights.float(
                     "text_model.embeddings.position_embedding.weight",
                     &[config.context_length, w],
                 )?,
@@ -58,27 +59,13 @@ impl TextTransformer {
             ),
             layers,
             final_layer_norm: LayerNorm::load(
-                ckpt,
+                weights,
                 "text_model.final_layer_norm",
                 w,
                 config.tower.layer_norm_eps,
                 device,
             )?,
         })
-    }
-
-    /// Random init, for benchmarks.
-    pub fn random(rng: &mut SplitMix, config: &TextConfig, device: &Device) -> Self {
-        let w = config.tower.width;
-        Self {
-            config: config.clone(),
-            token_embedding: rng.uniform(&[config.vocab_size, w], 0.02),
-            position_embedding: upload(&rng.uniform(&[config.context_length, w], 0.01), device),
-            layers: (0..config.tower.layers)
-                .map(|_| EncoderLayer::random(rng, &config.tower, device))
-                .collect(),
-            final_layer_norm: LayerNorm::random(rng, w, config.tower.layer_norm_eps, device),
-        }
     }
 
     /// Pooled text states `[B, W]` (final LayerNorm applied, not projected).
@@ -111,7 +98,7 @@ impl TextTransformer {
                         "token id {id} is outside the {vocab}-token vocabulary"
                     )));
                 }
-                embedded.extend_from_slice(&self.token_embedding.data[id * w..(id + 1) * w]);
+                self.token_embedding.extend_row(id, &mut embedded);
             }
         }
         let x = Tensor::<3>::from_data(TensorData::new(embedded, [b, len, w]), device);

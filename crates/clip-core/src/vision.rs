@@ -6,8 +6,8 @@ use crate::config::VisionConfig;
 use crate::encoder::EncoderLayer;
 use crate::error::{ClipError, Result};
 use crate::maps::resize_bilinear;
-use crate::nn::{LayerNorm, SplitMix, upload};
-use crate::weights::{Checkpoint, HostTensor};
+use crate::nn::{LayerNorm, upload};
+use crate::weights::{HostTensor, WeightSource};
 
 /// Hugging Face `CLIPVisionTransformer` (without the projection, which lives in the model).
 #[derive(Debug, Clone)]
@@ -55,19 +55,23 @@ pub fn interpolate_pos_embed(pos: &HostTensor, grid: [usize; 2]) -> HostTensor {
 
 impl VisionTransformer {
     /// Loads `vision_model.*`.
-    pub fn load(ckpt: &Checkpoint, config: &VisionConfig, device: &Device) -> Result<Self> {
+    pub fn load(
+        weights: &dyn WeightSource,
+        config: &VisionConfig,
+        device: &Device,
+    ) -> Result<Self> {
         let w = config.tower.width;
         let p = config.patch_size;
         let g = config.grid_side();
         let eps = config.tower.layer_norm_eps;
-        let conv = ckpt.get_shaped(
+        let conv = weights.float(
             "vision_model.embeddings.patch_embedding.weight",
             &[w, 3, p, p],
         )?;
         let layers = (0..config.tower.layers)
             .map(|i| {
                 EncoderLayer::load(
-                    ckpt,
+                    weights,
                     &format!("vision_model.encoder.layers.{i}"),
                     &config.tower,
                     device,
@@ -81,36 +85,23 @@ impl VisionTransformer {
                 device,
             ),
             class_embedding: upload(
-                &ckpt.get_shaped("vision_model.embeddings.class_embedding", &[w])?,
+                &weights.float("vision_model.embeddings.class_embedding", &[w])?,
                 device,
             ),
-            position_embedding: ckpt.get_shaped(
+            position_embedding: weights.float(
                 "vision_model.embeddings.position_embedding.weight",
                 &[g * g + 1, w],
             )?,
-            pre_layrnorm: LayerNorm::load(ckpt, "vision_model.pre_layrnorm", w, eps, device)?,
+            pre_layrnorm: LayerNorm::load(weights, "vision_model.pre_layrnorm", w, eps, device)?,
             layers,
-            post_layernorm: LayerNorm::load(ckpt, "vision_model.post_layernorm", w, eps, device)?,
+            post_layernorm: LayerNorm::load(
+                weights,
+                "vision_model.post_layernorm",
+                w,
+                eps,
+                device,
+            )?,
         })
-    }
-
-    /// Random init, for benchmarks.
-    pub fn random(rng: &mut SplitMix, config: &VisionConfig, device: &Device) -> Self {
-        let w = config.tower.width;
-        let p = config.patch_size;
-        let g = config.grid_side();
-        let eps = config.tower.layer_norm_eps;
-        Self {
-            config: config.clone(),
-            patch_embedding: upload(&rng.uniform(&[3 * p * p, w], 0.02), device),
-            class_embedding: upload(&rng.uniform(&[w], 0.05), device),
-            position_embedding: rng.uniform(&[g * g + 1, w], 0.05),
-            pre_layrnorm: LayerNorm::random(rng, w, eps, device),
-            layers: (0..config.tower.layers)
-                .map(|_| EncoderLayer::random(rng, &config.tower, device))
-                .collect(),
-            post_layernorm: LayerNorm::random(rng, w, eps, device),
-        }
     }
 
     /// The patch grid `[gh, gw]` for an input of `height × width` pixels, or an error if the

@@ -10,6 +10,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::config::{ClipConfig, TextConfig, TowerConfig, VisionConfig};
 use crate::error::{ClipError, Result};
+use crate::quant::QuantMatrix;
 
 /// A tensor on the host: row-major `f32` data and its shape.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +46,150 @@ impl HostTensor {
         let mut shape = self.shape.clone();
         shape[0] = end - start;
         Self::new(shape, self.data[start * inner..end * inner].to_vec())
+    }
+}
+
+/// A matrix as the model uploads it: float, or block-quantized (it then stays quantized on
+/// the device).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Matrix {
+    /// Plain `f32`.
+    Float(HostTensor),
+    /// int8 / int4 blocks with their scales.
+    Quant(QuantMatrix),
+}
+
+impl Matrix {
+    /// `[rows, cols]`.
+    pub fn shape(&self) -> [usize; 2] {
+        match self {
+            Matrix::Float(t) => [t.shape[0], t.shape[1]],
+            Matrix::Quant(q) => q.shape,
+        }
+    }
+
+    /// Appends row `r` in `f32` to `out`.
+    pub fn extend_row(&self, r: usize, out: &mut Vec<f32>) {
+        match self {
+            Matrix::Float(t) => {
+                let cols = t.shape[1];
+                out.extend_from_slice(&t.data[r * cols..(r + 1) * cols]);
+            }
+            Matrix::Quant(q) => q.extend_row(r, out),
+        }
+    }
+
+    /// The whole matrix in `f32`.
+    pub fn to_f32(&self) -> HostTensor {
+        match self {
+            Matrix::Float(t) => t.clone(),
+            Matrix::Quant(q) => q.dequantize(),
+        }
+    }
+}
+
+/// Where the model's tensors come from: a checkpoint, a weight pack, or a random generator.
+/// Names are Hugging Face `CLIPModel` keys ([`ClipConfig::tensor_specs`] lists them).
+pub trait WeightSource {
+    /// A tensor in `f32`, checked against the shape a Hugging Face checkpoint has.
+    fn float(&self, name: &str, shape: &[usize]) -> Result<HostTensor>;
+
+    /// A linear weight `[out, in]` in the checkpoint, returned as `[in, out]` (`y = x·W`, the
+    /// layout burn's `linear` reads).
+    fn matrix(&self, name: &str, out_in: [usize; 2]) -> Result<Matrix> {
+        Ok(Matrix::Float(self.float(name, &out_in)?.transposed()))
+    }
+
+    /// A lookup table `[rows, cols]` as stored (the token embedding).
+    fn table(&self, name: &str, shape: [usize; 2]) -> Result<Matrix> {
+        Ok(Matrix::Float(self.float(name, &shape)?))
+    }
+}
+
+/// A checked shape: the one error every source reports the same way.
+pub(crate) fn check_shape(name: &str, expected: &[usize], found: &[usize]) -> Result<()> {
+    if expected == found {
+        return Ok(());
+    }
+    Err(ClipError::ShapeMismatch {
+        name: name.to_string(),
+        expected: expected.to_vec(),
+        found: found.to_vec(),
+        hint: " (do config.json and the weights belong to the same model?)",
+    })
+}
+
+impl WeightSource for Checkpoint<'_> {
+    fn float(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        self.get_shaped(name, shape)
+    }
+}
+
+/// A small deterministic generator for random-init models (benchmarks, tests): the numbers
+/// only need to be reproducible and roughly unit-scaled, not cryptographic.
+#[derive(Debug, Clone)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// Seeded generator.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-scale, scale).
+    pub fn uniform(&mut self, shape: &[usize], scale: f32) -> HostTensor {
+        let n = shape.iter().product();
+        let data = (0..n)
+            .map(|_| ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale)
+            .collect();
+        HostTensor::new(shape.to_vec(), data)
+    }
+}
+
+/// A randomly initialised checkpoint of any size (benchmarks: the compute and the weight
+/// statistics of a real model without a download). Each tensor is seeded by its name, so the
+/// order of reads does not matter: linear weights `U(±1/√in)` like PyTorch, norms around the
+/// identity, embeddings small.
+#[derive(Debug, Clone)]
+pub struct RandomWeights {
+    seed: u64,
+}
+
+impl RandomWeights {
+    /// Weights drawn from `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self { seed }
+    }
+}
+
+impl WeightSource for RandomWeights {
+    fn float(&self, name: &str, shape: &[usize]) -> Result<HostTensor> {
+        // FNV-1a of the name, mixed with the seed.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let mut rng = SplitMix::new(hash ^ self.seed);
+        Ok(if name == "logit_scale" {
+            HostTensor::new(vec![], vec![(1.0f32 / 0.07).ln()])
+        } else if name.contains("norm") && name.ends_with(".weight") {
+            let mut t = rng.uniform(shape, 0.1);
+            t.data.iter_mut().for_each(|w| *w += 1.0);
+            t
+        } else if name.contains("embedding") {
+            rng.uniform(shape, 0.02)
+        } else if name.ends_with(".weight") && shape.len() == 2 {
+            rng.uniform(shape, 1.0 / (shape[1] as f32).sqrt())
+        } else {
+            rng.uniform(shape, 0.05)
+        })
     }
 }
 

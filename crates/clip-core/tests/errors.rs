@@ -140,8 +140,8 @@ fn f32_and_bf16_weights_load() {
     assert_eq!(f16.logit_scale, f32.logit_scale);
     let bf16 = load(&to(safetensors::Dtype::BF16), Some(model_config())).unwrap();
     let (a, b) = (
-        &f16.text_model.token_embedding.data,
-        &bf16.text_model.token_embedding.data,
+        &f16.text_model.token_embedding.to_f32().data,
+        &bf16.text_model.token_embedding.to_f32().data,
     );
     // bf16 keeps 8 mantissa bits: relative error ≤ 2⁻⁸.
     assert!(
