@@ -5,15 +5,20 @@
 
 use clip_core::Method;
 use clip_core::colormap::Colormap;
+use clip_core::pack::{MANIFEST, Scheme};
 use clip_core::query::{split_labels, split_target};
 
 use crate::protocol::{DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
-pub const KEYS: [&str; 11] = [
-    "model", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
+pub const KEYS: [&str; 12] = [
+    "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
     "opacity", "embed",
 ];
+
+/// Precision when the address names none: int8 keeps surgery maps at r ≥ 0.99 of f32 (see the
+/// README's fidelity table) at a quarter of the download and device memory.
+pub const DEFAULT_QUANT: Scheme = Scheme::Int8;
 
 /// The public OpenAI ViT-B/16 on the Hugging Face hub. Its safetensors file lives on the
 /// `refs/pr/10` revision (the hub's "safetensors" PR), which also holds `config.json`; `resolve`
@@ -42,8 +47,11 @@ pub enum Mode {
 /// Everything the address can say.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Params {
-    /// Model directory or `.safetensors` URL.
+    /// Model directory or `.safetensors` URL, or a weight pack (directory or `manifest.json`).
     pub model: String,
+    /// Precision for a plain checkpoint: quantized in the worker right after download, and
+    /// cached quantized. A weight pack keeps the scheme it was converted to.
+    pub quant: Scheme,
     /// Image URL.
     pub image: Option<String>,
     /// Which of `text` and `labels` is active.
@@ -72,6 +80,7 @@ impl Default for Params {
     fn default() -> Self {
         Self {
             model: DEFAULT_MODEL.into(),
+            quant: DEFAULT_QUANT,
             image: None,
             mode: Mode::Labels,
             text: String::new(),
@@ -104,6 +113,13 @@ impl Params {
             let value = value.as_ref().trim();
             match key.as_ref() {
                 "model" if !value.is_empty() => p.model = value.to_string(),
+                "quant" => match value.parse::<Scheme>() {
+                    Ok(scheme) => p.quant = scheme,
+                    Err(_) => warnings.push(format!(
+                        "quant={value} is not one of f32, f16, int8, q4; using {}",
+                        p.quant
+                    )),
+                },
                 "image" if !value.is_empty() => p.image = Some(value.to_string()),
                 "text" => text = Some(value.to_string()),
                 "labels" => labels = Some(value.to_string()),
@@ -148,6 +164,9 @@ impl Params {
         let mut out = Vec::new();
         if self.model != d.model {
             out.push(("model", self.model.clone()));
+        }
+        if self.quant != d.quant {
+            out.push(("quant", self.quant.name().into()));
         }
         if let Some(image) = &self.image {
             out.push(("image", image.clone()));
@@ -196,6 +215,37 @@ impl Params {
             }
         }
     }
+}
+
+/// A model URL that names a weight pack's manifest directly.
+pub fn is_manifest_url(url: &str) -> bool {
+    url.split(['?', '#'])
+        .next()
+        .unwrap_or(url)
+        .ends_with(".json")
+}
+
+/// `file` next to `url` (a directory URL ends in `/`, or names a file whose siblings we want).
+pub fn sibling_url(url: &str, file: &str) -> String {
+    let path_end = url.find(['?', '#']).unwrap_or(url.len());
+    let base = &url[..path_end];
+    match base.rfind('/') {
+        Some(slash) => format!("{}{file}", &base[..=slash]),
+        None => file.to_string(),
+    }
+}
+
+/// The pack manifest a model directory URL may hold.
+pub fn dir_manifest_url(url: &str) -> String {
+    let (config, _) = model_urls(url);
+    sibling_url(&config, MANIFEST)
+}
+
+/// Where the worker caches its `scheme` conversion of the checkpoint at `weights_url`: keys
+/// under the weights URL that are only ever used with Cache Storage, never fetched.
+pub fn converted_url(weights_url: &str, scheme: Scheme, file: &str) -> String {
+    let joiner = if weights_url.contains('?') { '&' } else { '?' };
+    format!("{weights_url}{joiner}clip-surgery-pack={scheme}&file={file}")
 }
 
 /// The `(config.json, weights)` URLs of a model URL: a directory holds `config.json` and
@@ -252,6 +302,7 @@ mod tests {
     fn every_parameter_round_trips() {
         let pairs = [
             ("model", "http://127.0.0.1:9/m"),
+            ("quant", "q4"),
             ("image", "http://127.0.0.1:9/a.png"),
             ("labels", "cat, dog ,, bird"),
             ("size", "224x320"),
@@ -318,6 +369,28 @@ mod tests {
         ]);
         assert_eq!(warnings.len(), 4, "{warnings:?}");
         assert_eq!(p, Params::default());
+    }
+
+    #[test]
+    fn pack_urls() {
+        assert!(is_manifest_url("https://h.co/p/manifest.json?x=1"));
+        assert!(!is_manifest_url("https://h.co/p/"));
+        assert_eq!(
+            sibling_url("https://h.co/p/manifest.json", "shard-000.bin"),
+            "https://h.co/p/shard-000.bin"
+        );
+        assert_eq!(
+            dir_manifest_url("https://h.co/m/resolve/main"),
+            "https://h.co/m/resolve/main/manifest.json"
+        );
+        assert_eq!(
+            dir_manifest_url("https://h.co/m/w.safetensors"),
+            "https://h.co/m/manifest.json"
+        );
+        assert_eq!(
+            converted_url("https://h.co/m/model.safetensors", Scheme::Q4, MANIFEST),
+            "https://h.co/m/model.safetensors?clip-surgery-pack=q4&file=manifest.json"
+        );
     }
 
     #[test]

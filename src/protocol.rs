@@ -5,6 +5,7 @@
 //! moved as transferable objects (or, for `File`, passed by reference: the worker reads the
 //! weights itself, so hundreds of megabytes are never copied through the page).
 
+use clip_core::pack::Scheme;
 use clip_core::{Explanation, Method};
 use js_sys::Reflect;
 use serde::de::DeserializeOwned;
@@ -73,12 +74,16 @@ pub enum ModelSource {
     Url {
         /// Directory or file URL.
         url: String,
+        /// Precision for a plain checkpoint (a pack keeps its own).
+        quant: Scheme,
     },
     /// Local files (payload: an array of `File`): `model.safetensors` and optionally
-    /// `config.json`.
+    /// `config.json`, or a pack's `manifest.json` and shards.
     Files {
         /// File names, for messages.
         names: Vec<String>,
+        /// Precision for a plain checkpoint.
+        quant: Scheme,
     },
 }
 
@@ -144,6 +149,8 @@ pub struct ExplainRequest {
 pub enum Task {
     /// Downloading (or reading from the cache) a file; bytes.
     Download(String),
+    /// Quantizing a plain checkpoint in the worker; weights.
+    Convert(Scheme),
     /// Parsing the weights and uploading them to the device.
     Upload,
     /// Encoding the prompt ensembles; texts.
@@ -161,8 +168,12 @@ pub struct ModelInfo {
     pub name: String,
     /// e.g. "ViT-B/16".
     pub architecture: String,
-    /// Bytes of weights read.
+    /// Bytes of weights as loaded (the pack's size when quantized).
     pub bytes: f64,
+    /// How the weights are stored and run.
+    pub scheme: Scheme,
+    /// The size of this model in every scheme, largest first.
+    pub sizes: Vec<(Scheme, f64)>,
     /// Whether the weights came from Cache Storage.
     pub cached: bool,
     /// Milliseconds to download/read the files.
@@ -347,6 +358,7 @@ mod tests {
                 id: 3,
                 source: ModelSource::Url {
                     url: "https://example.org/m".into(),
+                    quant: Scheme::Q4,
                 },
             },
             Request::Explain(ExplainRequest {

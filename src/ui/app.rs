@@ -10,7 +10,10 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{ClipboardEvent, DragEvent, File};
 use yew::prelude::*;
 
-use crate::params::{DEFAULT_MODEL, Params, model_urls};
+use clip_core::ClipConfig;
+use clip_core::pack::{MANIFEST, Scheme};
+
+use crate::params::{DEFAULT_MODEL, Params, converted_url, dir_manifest_url, model_urls};
 use crate::protocol::{DeviceChoice, ExplainRequest, ModelSource, Request, Response, Scope};
 use crate::render::Picture;
 use crate::ui::components::image_panel::{ImagePanel, SAMPLES};
@@ -67,10 +70,13 @@ impl Engine {
         }
     }
 
-    fn load_url(&self, url: &str) {
+    fn load_url(&self, url: &str, quant: Scheme) {
         let id = self.next_id();
         // The worker resolves relative URLs against its own script, not this page.
-        let source = ModelSource::Url { url: absolute(url) };
+        let source = ModelSource::Url {
+            url: absolute(url),
+            quant,
+        };
         self.send(&Request::LoadModel { id, source }, None, None);
         self.dispatch.dispatch(Action::ModelRequested {
             id,
@@ -78,7 +84,7 @@ impl Engine {
         });
     }
 
-    fn load_files(&self, files: Vec<File>) {
+    fn load_files(&self, files: Vec<File>, quant: Scheme) {
         let id = self.next_id();
         let names: Vec<String> = files.iter().map(File::name).collect();
         let payload: Array = files.iter().collect();
@@ -86,7 +92,7 @@ impl Engine {
         self.send(
             &Request::LoadModel {
                 id,
-                source: ModelSource::Files { names },
+                source: ModelSource::Files { names, quant },
             },
             Some(&payload),
             None,
@@ -197,9 +203,30 @@ fn absolute(url: &str) -> String {
         .unwrap_or_else(|| url.to_string())
 }
 
-/// Whether Cache Storage holds the weights of `model`.
-fn is_cached(model: &str, cached: &[String]) -> bool {
-    cached.contains(&absolute(&model_urls(model).1))
+/// Whether Cache Storage holds `model` (as downloaded, as a pack, or as the worker's
+/// conversion to `quant`).
+fn is_cached(model: &str, quant: Scheme, cached: &[String]) -> bool {
+    let weights = absolute(&model_urls(model).1);
+    [
+        converted_url(&weights, quant, MANIFEST),
+        absolute(&dir_manifest_url(model)),
+        absolute(model),
+        weights,
+    ]
+    .iter()
+    .any(|url| cached.contains(url))
+}
+
+/// Each scheme's size for the loaded model, or for the default (ViT-B/16) before one loads.
+fn sizes(model: &ModelState) -> (Vec<(Scheme, f64)>, bool) {
+    match model {
+        ModelState::Ready(info) => (info.sizes.clone(), true),
+        _ => {
+            let config = ClipConfig::vit_b_16();
+            let sizes = Scheme::ALL.map(|s| (s, s.pack_bytes(&config) as f64));
+            (sizes.to_vec(), false)
+        }
+    }
 }
 
 /// The app.
@@ -245,8 +272,11 @@ pub fn app() -> Html {
             if ready && known && !*asked.borrow() && s.model == ModelState::Idle {
                 *asked.borrow_mut() = true;
                 let p = &s.params;
-                if p.model != DEFAULT_MODEL || s.autorun || is_cached(&p.model, &s.cache.urls) {
-                    engine.load_url(&p.model);
+                if p.model != DEFAULT_MODEL
+                    || s.autorun
+                    || is_cached(&p.model, p.quant, &s.cache.urls)
+                {
+                    engine.load_url(&p.model, p.quant);
                 }
             }
         });
@@ -318,12 +348,27 @@ pub fn app() -> Html {
                 model: url.clone(),
                 ..params.clone()
             }));
-            engine.load_url(&url);
+            engine.load_url(&url, params.quant);
+        })
+    };
+    let on_quant = {
+        let (engine, s) = (engine.clone(), state.clone());
+        Callback::from(move |quant: Scheme| {
+            engine.dispatch.dispatch(Action::SetParams(Params {
+                quant,
+                ..s.params.clone()
+            }));
+            // A model from this address reloads at the new precision; files wait for a pick.
+            if let ModelState::Ready(info) = &s.model
+                && info.name == absolute(&s.params.model)
+            {
+                engine.load_url(&s.params.model, quant);
+            }
         })
     };
     let on_model_files = {
-        let engine = engine.clone();
-        Callback::from(move |files: Vec<File>| engine.load_files(files))
+        let (engine, quant) = (engine.clone(), state.params.quant);
+        Callback::from(move |files: Vec<File>| engine.load_files(files, quant))
     };
     let on_clear_cache = {
         let engine = engine.clone();
@@ -377,7 +422,7 @@ pub fn app() -> Html {
         Callback::from(move |_: MouseEvent| {
             engine.start(s.params.device);
             engine.dispatch.dispatch(Action::WorkerRestarted);
-            engine.load_url(&s.params.model);
+            engine.load_url(&s.params.model, s.params.quant);
             let last = engine.last_image.borrow().clone();
             if let Some((bytes, name)) = last {
                 engine.set_image(bytes, name);
@@ -386,15 +431,19 @@ pub fn app() -> Html {
     };
     // Drop files anywhere: weights load as the model, anything else as the image.
     let on_drop = {
-        let engine = engine.clone();
+        let (engine, quant) = (engine.clone(), state.params.quant);
         Callback::from(move |e: DragEvent| {
             e.prevent_default();
             let Some(list) = e.data_transfer().and_then(|d| d.files()) else {
                 return;
             };
             let files: Vec<File> = (0..list.length()).filter_map(|i| list.get(i)).collect();
-            if files.iter().any(|f| f.name().ends_with(".safetensors")) {
-                engine.load_files(files);
+            let is_model = |f: &File| {
+                let name = f.name();
+                name.ends_with(".safetensors") || name == MANIFEST || name.ends_with(".bin")
+            };
+            if files.iter().any(is_model) {
+                engine.load_files(files, quant);
             } else if let Some(file) = files.into_iter().next() {
                 engine.open_file(file);
             }
@@ -475,6 +524,7 @@ pub fn app() -> Html {
             </div>
         }
     });
+    let (model_sizes, sizes_known) = sizes(&s.model);
     let hint = if s.model_info().is_none() {
         Some("Load a model first.")
     } else if s.image.is_none() {
@@ -497,6 +547,7 @@ pub fn app() -> Html {
             <div class="layout">
                 <div class="controls">
                     <ModelPanel url={s.params.model.clone()} model={s.model.clone()}
+                        quant={s.params.quant} sizes={model_sizes} sizes_known={sizes_known} on_quant={on_quant}
                         error={s.model_error.clone().map(AttrValue::from)} cache={s.cache.clone()}
                         on_load_url={on_load_url} on_files={on_model_files} on_clear_cache={on_clear_cache} />
                     <QueryPanel params={s.params.clone()} on_params={set_params} on_run={on_run}

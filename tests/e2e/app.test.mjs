@@ -18,6 +18,8 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const FIXTURES = path.join(ROOT, 'tests/fixtures');
 const DIST = process.env.CLIP_DIST ?? path.join(ROOT, 'dist');
 const CLI = process.env.CLIP_SURGERY_BIN;
+// Weight packs of the tiny fixture (`int8/`, `q4/`), converted by `cargo xtask test` with the CLI.
+const PACKS = process.env.CLIP_PACKS;
 const SCREENSHOTS = process.env.CLIP_SCREENSHOTS; // a folder: also write docs screenshots
 const BASE_ARGS = [
   '--no-sandbox', '--no-first-run', '--disable-background-networking',
@@ -28,7 +30,8 @@ const WEBGPU_ARGS = [
   '--use-angle=swiftshader',
 ];
 const LABELS = ['person', 'rocket', 'flag', 'sky'];
-const QUERY = `model=models/tiny&image=img/astronaut.png&labels=${LABELS.join(',')}&size=224`;
+const INPUTS = `image=img/astronaut.png&labels=${LABELS.join(',')}&size=224`;
+const QUERY = `model=models/tiny&quant=f32&${INPUTS}`;
 // The same f32 model runs natively (CLI, CPU) and in the browser (wasm CPU backend, or WGSL on
 // SwiftShader). Natively CPU and lavapipe agree to 1e-4 (golden tests); SwiftShader sums in
 // other orders and wasm uses its own libm, so 1e-3 leaves 10× headroom — while a wrong
@@ -43,8 +46,9 @@ let reference;
 
 before(async () => {
   assert.ok(CLI, 'set CLIP_SURGERY_BIN to the clip-surgery binary (cargo xtask test does)');
+  assert.ok(PACKS, 'set CLIP_PACKS to the converted fixture packs (cargo xtask test does)');
   assert.ok(fs.existsSync(path.join(DIST, 'index.html')), `no app build in ${DIST}`);
-  server = await startServer({ dist: DIST, fixtures: FIXTURES });
+  server = await startServer({ dist: DIST, fixtures: FIXTURES, packs: PACKS });
   reference = cli(['--labels', LABELS.join(',')]);
 });
 
@@ -52,10 +56,10 @@ after(async () => {
   await server?.close();
 });
 
-function cli(args) {
+function cli(args, model = path.join(FIXTURES, 'tiny-clip')) {
   const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'clip-ref-')), 'out.json');
   execFileSync(CLI, [
-    'explain', '--model', path.join(FIXTURES, 'tiny-clip'),
+    'explain', '--model', model,
     '--image', path.join(FIXTURES, 'images/astronaut.png'), '--size', '224', ...args,
     '--json', out,
   ]);
@@ -352,8 +356,88 @@ test('bad input gives a visible message and the app keeps working; nothing leave
     assert.ok(server.log.every((r) => r.method === 'GET' && r.body === 0));
     assert.ok(!server.log.some((r) => r.path.includes('notes')), 'the local file was requested from the server');
     const paths = new Set(server.log.map((r) => r.path));
-    const allowed = /^\/($|index\.html|clip-surgery-web|worker|style|www\/|models\/|img\/|favicon\.ico)/;
+    const allowed = /^\/($|index\.html|clip-surgery-web|worker|style|www\/|models\/|packs\/|img\/|favicon\.ico)/;
     assert.deepEqual([...paths].filter((p) => !allowed.test(p)), []);
+    assert.deepEqual(b.problems.filter((p) => !/Failed to load resource/.test(p)), []);
+  } finally {
+    await b.close();
+  }
+});
+
+async function cacheKeys(page) {
+  return page.evaluate(async () => {
+    const names = [];
+    for (const name of await caches.keys()) for (const r of await (await caches.open(name)).keys()) names.push(r.url);
+    return names;
+  });
+}
+
+test('a weight pack loads shard by shard and gives the CLI\'s numbers for the same pack', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open();
+  try {
+    const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'int8'));
+    await b.page.goto(`${server.origin}/?model=packs/int8/&${INPUTS}&device=cpu`);
+    assertMatchesCli(await result(b.page), ref);
+    await b.page.locator('[data-testid=model-ready][data-scheme=int8]').waitFor();
+    assert.ok(server.log.some((r) => r.path === '/packs/int8/shard-000.bin'));
+    // The choice of precision lists every variant with its size.
+    const options = await b.page.getByLabel(/Precision/).locator('option').allTextContents();
+    assert.deepEqual(options.map((o) => o.split(' ')[0]), ['f32', 'f16', 'int8', 'q4']);
+    assert.ok(options.every((o) => /\d+(\.\d+)? (KB|MB)/.test(o)), options.join(' | '));
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('a plain checkpoint is quantized in the worker on WebGPU, cached quantized, and reloaded from the cache', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  const b = await open();
+  try {
+    // The worker's q4 conversion is the CLI's q4 conversion, byte for byte: same numbers.
+    const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'q4'));
+    await b.page.goto(`${server.origin}/?model=models/tiny&quant=q4&${INPUTS}&device=webgpu`);
+    assertMatchesCli(await result(b.page), ref);
+    await b.page.locator('[data-testid=model-ready][data-scheme=q4]').filter({ hasText: 'downloaded' }).waitFor();
+    const keys = await cacheKeys(b.page);
+    assert.ok(keys.some((u) => u.endsWith('model.safetensors?clip-surgery-pack=q4&file=manifest.json')), keys.join('\n'));
+    assert.ok(keys.some((u) => u.endsWith('model.safetensors?clip-surgery-pack=q4&file=shard-000.bin')), keys.join('\n'));
+    // The 4× larger original is not kept.
+    assert.ok(!keys.some((u) => u.endsWith('/models/tiny/model.safetensors')), keys.join('\n'));
+
+    const second = await b.ctx.newPage();
+    await second.route('**/models/**', (route) => route.abort('internetdisconnected'));
+    await second.goto(`${server.origin}/?model=models/tiny&quant=q4&${INPUTS}&device=cpu`);
+    assertMatchesCli(await result(second), ref);
+    await second.locator('[data-testid=model-ready][data-scheme=q4]').filter({ hasText: 'from the cache' }).waitFor();
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('broken packs are named in the UI, nothing of them stays cached, and a good pack still loads', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  const cases = [
+    ['truncated', /truncated download/],
+    ['checksum', /is corrupt: SHA-256/],
+    ['foreign', /belongs to model [0-9a-f]{32}.*not to this model/],
+    ['missing', /lack tensor `vision_model.encoder.layers.0.mlp.fc1.weight`/],
+    ['scheme', /unknown quantization scheme "int3"/],
+  ];
+  try {
+    await b.page.goto(`${server.origin}/?device=cpu`);
+    for (const [name, message] of cases) {
+      await clearLast(b.page);
+      await b.page.getByLabel('Model URL').fill(`packs/broken-${name}/`);
+      await b.page.getByRole('button', { name: 'Load', exact: true }).click();
+      await b.page.getByRole('alert').filter({ hasText: message }).waitFor();
+      assert.match(await lastError(b.page), message);
+      const keys = await cacheKeys(b.page);
+      assert.ok(!keys.some((u) => u.includes('broken-')), `cached after ${name}: ${keys}`);
+    }
+    await b.page.getByLabel('Model URL').fill('packs/q4/manifest.json');
+    await b.page.getByRole('button', { name: 'Load', exact: true }).click();
+    await b.page.locator('[data-testid=model-ready][data-scheme=q4]').waitFor();
     assert.deepEqual(b.problems.filter((p) => !/Failed to load resource/.test(p)), []);
   } finally {
     await b.close();

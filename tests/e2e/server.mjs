@@ -16,6 +16,7 @@ const TYPES = {
   '.jpg': 'image/jpeg',
   '.txt': 'text/plain',
   '.safetensors': 'application/octet-stream',
+  '.bin': 'application/octet-stream',
 };
 
 // CRC-32 (PNG chunks), table-driven.
@@ -47,7 +48,30 @@ export function hugePng(side) {
   return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('IEND', Buffer.alloc(0))]);
 }
 
-export async function startServer({ dist, fixtures }) {
+/**
+ * Broken copies of a one-shard weight pack, one per way a download goes wrong: each is a
+ * `{ 'manifest.json', 'shard-000.bin' }` pair.
+ */
+function brokenPacks(dir) {
+  const json = fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8');
+  const shard = fs.readFileSync(path.join(dir, 'shard-000.bin'));
+  const manifest = JSON.parse(json);
+  const flipped = Buffer.from(shard);
+  flipped[flipped.length - 100] ^= 1;
+  const foreign = Buffer.from(shard);
+  foreign[8] ^= 0xff; // the model id in the header: a shard of another conversion
+  const missing = structuredClone(manifest);
+  delete missing.tensors['vision_model.encoder.layers.0.mlp.fc1.weight'];
+  return {
+    truncated: [json, shard.subarray(0, shard.length >> 1)],
+    checksum: [json, flipped],
+    foreign: [json, foreign],
+    missing: [JSON.stringify(missing), shard],
+    scheme: [JSON.stringify({ ...manifest, scheme: 'int3' }), shard],
+  };
+}
+
+export async function startServer({ dist, fixtures, packs }) {
   const tiny = path.join(fixtures, 'tiny-clip');
   const weights = fs.readFileSync(path.join(tiny, 'model.safetensors'));
   const virtual = {
@@ -57,8 +81,13 @@ export async function startServer({ dist, fixtures }) {
     '/img/huge.png': hugePng(10000),
     '/img/notes.txt': Buffer.from('these are notes, not an image\n'),
   };
+  for (const [name, [json, shard]] of Object.entries(brokenPacks(path.join(packs, 'int8')))) {
+    virtual[`/packs/broken-${name}/manifest.json`] = Buffer.from(json);
+    virtual[`/packs/broken-${name}/shard-000.bin`] = shard;
+  }
   const mounts = [
     ['/models/tiny/', tiny],
+    ['/packs/', packs],
     ['/img/', path.join(fixtures, 'images')],
     ['/', dist],
   ];

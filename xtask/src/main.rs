@@ -290,11 +290,29 @@ fn browser_tests() -> Result {
     if !cli.exists() {
         return Err(format!("{} was not built by cargo test", cli.display()));
     }
+    let packs = fixture_packs(&cli, &target)?;
     run(Command::new("node")
         .args(["--test", "app.test.mjs"])
         .current_dir(e2e_dir())
         .env("CLIP_SURGERY_BIN", &cli)
+        .env("CLIP_PACKS", &packs)
         .env("CLIP_DIST", root().join("dist")))
+}
+
+/// The tiny fixture as weight packs (`<target>/packs/{int8,q4}`), converted by the CLI under
+/// test, for the browser tests to serve.
+fn fixture_packs(cli: &Path, target: &Path) -> Result<PathBuf> {
+    let packs = target.join("packs");
+    for scheme in ["int8", "q4"] {
+        run(Command::new(cli)
+            .arg("convert")
+            .arg("--from")
+            .arg(root().join("tests/fixtures/tiny-clip"))
+            .arg("--to")
+            .arg(packs.join(scheme))
+            .args(["--quant", scheme]))?;
+    }
+    Ok(packs)
 }
 
 fn trunk(args: &[&str]) -> Result {

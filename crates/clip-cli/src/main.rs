@@ -10,6 +10,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use clip_core::burn::tensor::Device;
 use clip_core::colormap::{Colormap, overlay};
 use clip_core::maps::similarity_map;
+use clip_core::pack::{MANIFEST, MAX_SHARD_BYTES, Manifest, Pack, Scheme};
+use clip_core::weights::{Checkpoint, RandomWeights};
 use clip_core::{Clip, ClipConfig, ClipTokenizer, Explanation, Method, Query, Stage};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -47,8 +49,8 @@ enum MethodArg {
 enum Command {
     /// Similarity maps, CLS scores and Text2Points for an image and a text or label set.
     Explain {
-        /// A Hugging Face CLIPModel directory (config.json + model.safetensors) or an
-        /// OpenAI/open_clip-named .safetensors file.
+        /// A Hugging Face CLIPModel directory (config.json + model.safetensors), an
+        /// OpenAI/open_clip-named .safetensors file, or a weight pack directory (`convert`).
         #[arg(long)]
         model: PathBuf,
         /// The picture (png, jpeg, webp, gif).
@@ -86,6 +88,46 @@ enum Command {
         #[arg(long)]
         tokenizer: Option<PathBuf>,
     },
+    /// Convert a checkpoint into a weight pack for the web: ≤ 64 MB shards + manifest.json.
+    Convert {
+        /// A Hugging Face CLIPModel directory or an OpenAI/open_clip-named .safetensors file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Output directory (created; its manifest.json is written last, so an interrupted
+        /// conversion leaves nothing loadable).
+        #[arg(long)]
+        to: PathBuf,
+        /// f32 (sharded only), f16, int8 (blocks of 32), q4 (4-bit vision tower and token
+        /// table, int8 text transformer).
+        #[arg(long, default_value = "int8")]
+        quant: Scheme,
+    },
+    /// Quantization fidelity: Pearson r of each label's surgery similarities and CLS top-1
+    /// agreement, every scheme against f32, plus pack sizes (the README's table).
+    Eval {
+        /// Checkpoint (as for `convert`); or `random:<preset>` (e.g. random:vit-b-16) for a
+        /// random-init model of that size.
+        #[arg(long)]
+        model: String,
+        /// Pictures to explain.
+        #[arg(long, required = true, num_args = 1.., value_delimiter = ',')]
+        images: Vec<PathBuf>,
+        /// Comma-separated label set.
+        #[arg(
+            long,
+            default_value = "person,dog,cat,coffee cup,sky,grass,rocket,flag"
+        )]
+        labels: String,
+        /// Input sizes.
+        #[arg(long, default_value = "224,512", value_delimiter = ',')]
+        sizes: Vec<usize>,
+        /// Schemes to compare with f32.
+        #[arg(long, default_value = "f16,int8,q4", value_delimiter = ',')]
+        quant: Vec<Scheme>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+    },
     /// Print the 77 token ids of each text as a JSON list of lists.
     Tokenize {
         /// Texts to tokenize.
@@ -122,6 +164,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&all)?);
             Ok(())
         }
+        Command::Convert { from, to, quant } => convert(&from, &to, quant),
+        Command::Eval {
+            model,
+            images,
+            labels,
+            sizes,
+            quant,
+            device,
+        } => eval(&model, &images, &labels, &sizes, &quant, device),
         Command::Explain {
             model,
             image,
@@ -154,10 +205,7 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
             let (picture, pre) = clip_core::preprocess::preprocess(&bytes, input_hw)
                 .with_context(|| format!("image {}", image.display()))?;
-            let device = match device {
-                DeviceArg::Cpu => clip_core::device::cpu(),
-                DeviceArg::Wgpu => pollster::block_on(clip_core::device::wgpu())?,
-            };
+            let device = device.open()?;
             let spinner = spinner("loading model");
             let clip = load_model(&model, &device)?;
             spinner.finish_and_clear();
@@ -199,8 +247,18 @@ fn parse_size(size: &str) -> Result<[usize; 2]> {
     })
 }
 
-/// A model directory (`config.json` + `model.safetensors`) or a lone `.safetensors` file.
-fn load_model(path: &Path, device: &Device) -> Result<Clip> {
+impl DeviceArg {
+    fn open(self) -> Result<Device> {
+        Ok(match self {
+            DeviceArg::Cpu => clip_core::device::cpu(),
+            DeviceArg::Wgpu => pollster::block_on(clip_core::device::wgpu())?,
+        })
+    }
+}
+
+/// A checkpoint's bytes and config: a model directory (`config.json` + `model.safetensors`)
+/// or a lone `.safetensors` file (OpenAI naming, config inferred).
+fn read_checkpoint(path: &Path) -> Result<(Vec<u8>, Option<ClipConfig>)> {
     let (weights, config) = if path.is_dir() {
         let config = path.join("config.json");
         let config = if config.exists() {
@@ -216,8 +274,183 @@ fn load_model(path: &Path, device: &Device) -> Result<Clip> {
     };
     let bytes =
         std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
+    Ok((bytes, config))
+}
+
+/// A weight pack directory: the manifest, then every shard checked as it is read.
+fn read_pack(dir: &Path) -> Result<Pack> {
+    let path = dir.join(MANIFEST);
+    let json =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest = Manifest::parse(&json).with_context(|| path.display().to_string())?;
+    let shards = manifest
+        .shards
+        .iter()
+        .map(|s| {
+            let path = dir.join(&s.file);
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Pack::from_shards(manifest, shards).with_context(|| format!("loading {}", dir.display()))
+}
+
+/// A weight pack directory, a model directory, or a lone `.safetensors` file.
+fn load_model(path: &Path, device: &Device) -> Result<Clip> {
+    if path.join(MANIFEST).is_file() {
+        return Ok(Clip::from_pack(&read_pack(path)?, device)?);
+    }
+    let (bytes, config) = read_checkpoint(path)?;
     Clip::from_safetensors(&bytes, config, device)
-        .with_context(|| format!("loading {}", weights.display()))
+        .with_context(|| format!("loading {}", path.display()))
+}
+
+fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
+    if from.join(MANIFEST).is_file() {
+        bail!(
+            "{} is already a weight pack; convert from the original checkpoint",
+            from.display()
+        );
+    }
+    let (bytes, config) = read_checkpoint(from)?;
+    let ckpt = Checkpoint::parse(&bytes).with_context(|| format!("reading {}", from.display()))?;
+    let config = ckpt.config(config)?;
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("{msg:12} [{bar:30}] {percent:>3}% {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("→ {scheme}"));
+    let source = from
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pack = Pack::build(
+        &ckpt,
+        &config,
+        scheme,
+        &source,
+        MAX_SHARD_BYTES,
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    // A stale manifest must not describe the new shards while they are being written.
+    let manifest = to.join(MANIFEST);
+    if manifest.exists() {
+        std::fs::remove_file(&manifest)
+            .with_context(|| format!("removing {}", manifest.display()))?;
+    }
+    for (info, shard) in pack.manifest.shards.iter().zip(&pack.shards) {
+        let path = to.join(&info.file);
+        std::fs::write(&path, shard).with_context(|| format!("writing {}", path.display()))?;
+    }
+    std::fs::write(&manifest, pack.manifest_json())
+        .with_context(|| format!("writing {}", manifest.display()))?;
+    println!(
+        "{}: {scheme}, {} shards, {:.1} MB (checkpoint {:.1} MB)",
+        to.display(),
+        pack.shards.len(),
+        pack.manifest.total_bytes() as f64 / 1e6,
+        bytes.len() as f64 / 1e6
+    );
+    Ok(())
+}
+
+/// Every scheme against f32 on the same pictures (the README's fidelity and size table).
+fn eval(
+    model: &str,
+    images: &[PathBuf],
+    labels: &str,
+    sizes: &[usize],
+    schemes: &[Scheme],
+    device: DeviceArg,
+) -> Result<()> {
+    let device = device.open()?;
+    let tokenizer = load_tokenizer(None)?;
+    let query = Query::labels(labels)?;
+    let checkpoint;
+    let (source, config): (Box<dyn clip_core::weights::WeightSource>, ClipConfig) =
+        match model.strip_prefix("random:") {
+            Some(preset) => (
+                Box::new(RandomWeights::new(0)),
+                ClipConfig::preset(preset).with_context(|| format!("unknown preset {preset:?}"))?,
+            ),
+            None => {
+                let (bytes, config) = read_checkpoint(Path::new(model))?;
+                checkpoint = bytes;
+                let ckpt = Checkpoint::parse(&checkpoint)?;
+                let config = ckpt.config(config)?;
+                (Box::new(ckpt), config)
+            }
+        };
+    let reference = Clip::load(source.as_ref(), config.clone(), &device)?;
+    let inputs = images
+        .iter()
+        .flat_map(|image| sizes.iter().map(move |&size| (image, size)))
+        .map(|(image, size)| {
+            let bytes =
+                std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
+            let (_, pre) = clip_core::preprocess::preprocess(&bytes, [size, size])?;
+            let name = image.file_name().unwrap_or_default().to_string_lossy();
+            Ok((format!("{name}@{size}"), pre))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let run = |clip: &Clip, pre| {
+        pollster::block_on(clip_core::explain(
+            clip,
+            &tokenizer,
+            pre,
+            &query,
+            Method::Surgery,
+            |_| {},
+        ))
+    };
+    let wanted = inputs
+        .iter()
+        .map(|(_, pre)| run(&reference, pre))
+        .collect::<Result<Vec<_>, _>>()?;
+    println!(
+        "| scheme | pack size | lowest r (label, input) | mean r | CLS top-1 agreement |\n|---|---|---|---|---|"
+    );
+    println!(
+        "| f32 | {:.1} MB | — | — | — |",
+        Scheme::F32.pack_bytes(&config) as f64 / 1e6
+    );
+    for &scheme in schemes {
+        let pack = Pack::build(
+            source.as_ref(),
+            &config,
+            scheme,
+            model,
+            MAX_SHARD_BYTES,
+            &mut |_, _| {},
+        )?;
+        let clip = Clip::from_pack(&pack, &device)?;
+        let (mut lowest, mut sum, mut n, mut agree) = ((f64::INFINITY, String::new()), 0.0, 0, 0);
+        for ((name, pre), want) in inputs.iter().zip(&wanted) {
+            let agreement = want.agreement(&run(&clip, pre)?);
+            for (label, &r) in want.labels.iter().zip(&agreement.pearson) {
+                if r < lowest.0 {
+                    lowest = (r, format!("{label}, {name}"));
+                }
+                sum += r;
+                n += 1;
+            }
+            agree += usize::from(agreement.top1_agrees);
+        }
+        println!(
+            "| {scheme} | {:.1} MB | {:.4} ({}) | {:.4} | {agree}/{} |",
+            pack.manifest.total_bytes() as f64 / 1e6,
+            lowest.0,
+            lowest.1,
+            sum / n as f64,
+            inputs.len()
+        );
+    }
+    Ok(())
 }
 
 fn spinner(message: &'static str) -> ProgressBar {

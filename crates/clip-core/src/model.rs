@@ -3,13 +3,13 @@
 use burn::tensor::{Device, Tensor};
 
 use crate::config::ClipConfig;
-use crate::error::{ClipError, Result};
+use crate::error::Result;
 use crate::nn::Linear;
 use crate::pack::Pack;
 use crate::text::TextTransformer;
 use crate::tokenizer::Tokenized;
 use crate::vision::VisionTransformer;
-use crate::weights::{Checkpoint, Naming, RandomWeights, WeightSource};
+use crate::weights::{Checkpoint, RandomWeights, WeightSource};
 
 pub use crate::query::Method;
 
@@ -51,15 +51,7 @@ impl Clip {
         device: &Device,
     ) -> Result<Self> {
         let ckpt = Checkpoint::parse(bytes)?;
-        let config = match (ckpt.naming(), config) {
-            (_, Some(config)) => config,
-            (Naming::OpenAi, None) => ckpt.infer_openai_config()?,
-            (Naming::HuggingFace, None) => {
-                return Err(ClipError::Config(
-                    "Hugging Face weights need their config.json beside model.safetensors".into(),
-                ));
-            }
-        };
+        let config = ckpt.config(config)?;
         Self::load(&ckpt, config, device)
     }
 

@@ -578,6 +578,24 @@ impl Pack {
         Ok(Self::assemble(manifest, shards))
     }
 
+    /// Opens a pack whose shards each already passed [`Manifest::check_shard`] (as they
+    /// arrived); only their number and lengths are checked again.
+    pub fn from_checked_shards(manifest: Manifest, shards: Vec<Vec<u8>>) -> Result<Self> {
+        let lengths_match = shards.len() == manifest.shards.len()
+            && shards
+                .iter()
+                .zip(&manifest.shards)
+                .all(|(shard, info)| shard.len() as u64 == info.bytes);
+        if !lengths_match {
+            return Err(ClipError::Pack(format!(
+                "{} shards given, the manifest lists {}",
+                shards.len(),
+                manifest.shards.len()
+            )));
+        }
+        Ok(Self::assemble(manifest, shards))
+    }
+
     /// The manifest as pretty JSON.
     pub fn manifest_json(&self) -> String {
         serde_json::to_string_pretty(&self.manifest).expect("a manifest always serializes") + "\n"

@@ -245,6 +245,22 @@ impl<'a> Checkpoint<'a> {
         self.naming
     }
 
+    /// The model's config: `given` (from `config.json`) if any, else inferred from OpenAI-named
+    /// shapes — Hugging Face weights carry no shapes-only config, so they need `config.json`.
+    pub fn config(&self, given: Option<ClipConfig>) -> Result<ClipConfig> {
+        let config = match (self.naming, given) {
+            (_, Some(config)) => config,
+            (Naming::OpenAi, None) => self.infer_openai_config()?,
+            (Naming::HuggingFace, None) => {
+                return Err(ClipError::Config(
+                    "Hugging Face weights need their config.json beside model.safetensors".into(),
+                ));
+            }
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
     /// Reads a tensor stored under its own (file) name, converting to `f32`.
     pub fn raw(&self, name: &str) -> Result<HostTensor> {
         let view = self

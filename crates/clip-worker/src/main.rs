@@ -19,7 +19,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use clip_surgery_web::params::model_urls;
+use clip_core::pack::{MANIFEST, MAX_SHARD_BYTES, Manifest, Pack, Scheme};
+use clip_core::weights::Checkpoint;
+use clip_surgery_web::params::{
+    converted_url, dir_manifest_url, is_manifest_url, model_urls, sibling_url,
+};
 use clip_surgery_web::protocol::{
     DeviceChoice, DeviceKind, ExplainRequest as Job, ModelInfo, ModelSource, PREVIEW_MAX_SIDE,
     QuerySpec, Request, Response, RunResult, Scope, Task, Timings, pack, unpack,
@@ -244,6 +248,23 @@ async fn tokenizer(id: u64) -> Result<Rc<ClipTokenizer>, String> {
     Ok(tokenizer)
 }
 
+/// Weights as obtained, before they go to the device.
+enum Weights {
+    /// A weight pack (fetched, picked, cached, or converted here).
+    Pack(Pack),
+    /// A plain safetensors checkpoint, kept at f32.
+    Checkpoint(Vec<u8>, Option<ClipConfig>),
+}
+
+/// Weights plus where they came from.
+struct Obtained {
+    weights: Weights,
+    name: String,
+    cached: bool,
+    /// Cache keys to drop if the weights prove unusable.
+    urls: Vec<String>,
+}
+
 async fn load(
     id: u64,
     source: &ModelSource,
@@ -252,72 +273,319 @@ async fn load(
     let device = device_ready().await?;
     tokenizer(id).await?;
     let started = now();
-    let on_file = |name: &str| {
-        let task = Task::Download(name.to_string());
-        move |done, total| progress(id, task.clone(), done, total)
-    };
-    let (config, weights, cached, name, urls) = match source {
-        ModelSource::Url { url } => {
-            let (config_url, weights_url) = model_urls(url);
-            // OpenAI-naming checkpoints carry no config.json: a 404 there is not an error yet.
-            let config = match net::fetch_cached(&config_url, &mut on_file("config.json")).await {
-                Ok(file) => Some(file.bytes),
-                Err(net::FetchError::Status { status: 404, .. }) => None,
-                Err(e) => return Err(e.to_string()),
-            };
-            let weights = net::fetch_cached(&weights_url, &mut on_file("model.safetensors"))
-                .await
-                .map_err(|e| e.to_string())?;
-            let urls = vec![config_url, weights_url];
-            (config, weights.bytes, weights.cached, url.clone(), urls)
-        }
-        ModelSource::Files { .. } => {
-            let files: Vec<web_sys::File> = payload
-                .dyn_ref::<Array>()
-                .map(|a| a.iter().filter_map(|f| f.dyn_into().ok()).collect())
-                .unwrap_or_default();
-            let by_suffix = |s: &str| files.iter().find(|f| f.name().to_lowercase().ends_with(s));
-            let weights_file = by_suffix(".safetensors").ok_or(
-                "pick a .safetensors weights file (and its config.json for Hugging Face models)",
-            )?;
-            let config = match by_suffix(".json") {
-                Some(f) => Some(
-                    net::read_file(f, &mut on_file(&f.name()))
-                        .await
-                        .map_err(|e| e.to_string())?,
-                ),
-                None => None,
-            };
-            let weights = net::read_file(weights_file, &mut on_file(&weights_file.name()))
-                .await
-                .map_err(|e| e.to_string())?;
-            (config, weights, false, weights_file.name(), Vec::new())
-        }
+    let obtained = match source {
+        ModelSource::Url { url, quant } => from_url(id, url, *quant).await?,
+        ModelSource::Files { quant, .. } => from_files(id, payload, *quant).await?,
     };
     let downloaded = now();
     progress(id, Task::Upload, 0.0, 1.0);
-    let loaded = parse_config(config.as_deref()).and_then(|config| {
-        Clip::from_safetensors(&weights, config, &device).map_err(|e| e.to_string())
-    });
+    let (loaded, bytes, scheme) = match &obtained.weights {
+        Weights::Pack(pack) => (
+            Clip::from_pack(pack, &device).map_err(|e| e.to_string()),
+            pack.manifest.total_bytes() as f64,
+            pack.manifest.scheme,
+        ),
+        Weights::Checkpoint(bytes, config) => (
+            Clip::from_safetensors(bytes, config.clone(), &device).map_err(|e| e.to_string()),
+            bytes.len() as f64,
+            Scheme::F32,
+        ),
+    };
     let model = match loaded {
         Ok(model) => model,
         Err(e) => {
             // Whatever was cached for this model is unusable: never keep it.
-            let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+            let urls: Vec<&str> = obtained.urls.iter().map(String::as_str).collect();
             net::forget(&urls).await;
             return Err(e);
         }
     };
     progress(id, Task::Upload, 1.0, 1.0);
     let info = ModelInfo {
-        name,
+        name: obtained.name,
         architecture: architecture(&model.config),
-        bytes: weights.len() as f64,
-        cached,
+        bytes,
+        scheme,
+        sizes: Scheme::ALL
+            .iter()
+            .map(|&s| (s, s.pack_bytes(&model.config) as f64))
+            .collect(),
+        cached: obtained.cached,
         download_ms: downloaded - started,
         upload_ms: now() - downloaded,
     };
     Ok((model, info))
+}
+
+/// A model URL: a pack (its `manifest.json`, or a directory holding one), the worker's cached
+/// conversion of a checkpoint, or the checkpoint itself — converted to `quant` here.
+async fn from_url(id: u64, url: &str, quant: Scheme) -> Result<Obtained, String> {
+    if is_manifest_url(url) {
+        return fetch_pack(id, url).await;
+    }
+    let (config_url, weights_url) = model_urls(url);
+    if quant != Scheme::F32
+        && let Some(pack) = cached_conversion(&weights_url, quant).await
+    {
+        return Ok(Obtained {
+            weights: Weights::Pack(pack),
+            name: url.to_string(),
+            cached: true,
+            urls: converted_urls(&weights_url, quant, None),
+        });
+    }
+    // A directory may hold a pack; a checkpoint directory answers 404 here.
+    if !weights_url.ends_with(".safetensors") || url.ends_with('/') {
+        let manifest_url = dir_manifest_url(url);
+        if net::fetch_cached(&manifest_url, &mut |_, _| {})
+            .await
+            .is_ok()
+        {
+            return fetch_pack(id, &manifest_url).await;
+        }
+    }
+    let on_file = |name: &str| {
+        let task = Task::Download(name.to_string());
+        move |done, total| progress(id, task.clone(), done, total)
+    };
+    // OpenAI-naming checkpoints carry no config.json: a 404 there is not an error yet.
+    let config = match net::fetch_cached(&config_url, &mut on_file("config.json")).await {
+        Ok(file) => Some(file.bytes),
+        Err(net::FetchError::Status { status: 404, .. }) => None,
+        Err(e) => return Err(e.to_string()),
+    };
+    let weights = net::fetch_cached(&weights_url, &mut on_file("model.safetensors"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let urls = vec![config_url, weights_url.clone()];
+    let forget_all =
+        async || net::forget(&urls.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    let config = match parse_config(config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            forget_all().await;
+            return Err(e);
+        }
+    };
+    if quant == Scheme::F32 {
+        return Ok(Obtained {
+            weights: Weights::Checkpoint(weights.bytes, config),
+            name: url.to_string(),
+            cached: weights.cached,
+            urls,
+        });
+    }
+    let pack = match convert(id, &weights.bytes, config, quant, url) {
+        Ok(pack) => pack,
+        Err(e) => {
+            forget_all().await;
+            return Err(e);
+        }
+    };
+    // Keep the small quantized pack, not the checkpoint it came from.
+    for (info, shard) in pack.manifest.shards.iter().zip(&pack.shards) {
+        net::store(&converted_url(&weights_url, quant, &info.file), shard).await;
+    }
+    net::store(
+        &converted_url(&weights_url, quant, MANIFEST),
+        pack.manifest_json().as_bytes(),
+    )
+    .await;
+    forget_all().await;
+    Ok(Obtained {
+        weights: Weights::Pack(pack),
+        name: url.to_string(),
+        cached: weights.cached,
+        urls: converted_urls(&weights_url, quant, None),
+    })
+}
+
+/// Quantizes a checkpoint, reporting progress by weights converted.
+fn convert(
+    id: u64,
+    bytes: &[u8],
+    config: Option<ClipConfig>,
+    quant: Scheme,
+    source: &str,
+) -> Result<Pack, String> {
+    let ckpt = Checkpoint::parse(bytes).map_err(|e| e.to_string())?;
+    let config = ckpt.config(config).map_err(|e| e.to_string())?;
+    let mut reported = 0;
+    Pack::build(
+        &ckpt,
+        &config,
+        quant,
+        source,
+        MAX_SHARD_BYTES,
+        &mut |done, total| {
+            if done == total || (done - reported) * 100 >= total {
+                progress(id, Task::Convert(quant), done as f64, total as f64);
+                reported = done;
+            }
+        },
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The cache keys of a conversion: its manifest, and its shards when known.
+fn converted_urls(weights_url: &str, quant: Scheme, manifest: Option<&Manifest>) -> Vec<String> {
+    let mut urls = vec![converted_url(weights_url, quant, MANIFEST)];
+    if let Some(manifest) = manifest {
+        urls.extend(
+            manifest
+                .shards
+                .iter()
+                .map(|s| converted_url(weights_url, quant, &s.file)),
+        );
+    }
+    urls
+}
+
+/// The worker's earlier conversion, if the cache holds all of it intact; a damaged one is
+/// dropped (and converted again from the download).
+async fn cached_conversion(weights_url: &str, quant: Scheme) -> Option<Pack> {
+    let json = net::cached(&converted_url(weights_url, quant, MANIFEST)).await?;
+    let manifest = std::str::from_utf8(&json)
+        .ok()
+        .and_then(|json| Manifest::parse(json).ok());
+    let mut shards = Vec::new();
+    if let Some(manifest) = &manifest {
+        for (i, info) in manifest.shards.iter().enumerate() {
+            match net::cached(&converted_url(weights_url, quant, &info.file)).await {
+                Some(bytes) if manifest.check_shard(i, &bytes).is_ok() => shards.push(bytes),
+                _ => break,
+            }
+        }
+    }
+    match manifest {
+        Some(manifest) if shards.len() == manifest.shards.len() => {
+            Pack::from_checked_shards(manifest, shards).ok()
+        }
+        manifest => {
+            let urls = converted_urls(weights_url, quant, manifest.as_ref());
+            net::forget(&urls.iter().map(String::as_str).collect::<Vec<_>>()).await;
+            None
+        }
+    }
+}
+
+/// A pack by URL: the manifest (checked against the model before any shard is fetched), then
+/// each shard, checked as it arrives. A bad file is dropped from the cache with the manifest.
+async fn fetch_pack(id: u64, manifest_url: &str) -> Result<Obtained, String> {
+    let fetched = net::fetch_cached(manifest_url, &mut |done, total| {
+        progress(id, Task::Download(MANIFEST.into()), done, total)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut cached = fetched.cached;
+    let manifest = std::str::from_utf8(&fetched.bytes)
+        .map_err(|_| "manifest.json is not UTF-8 text".to_string())
+        .and_then(|json| Manifest::parse(json).map_err(|e| e.to_string()));
+    let manifest = match manifest {
+        Ok(manifest) => manifest,
+        Err(e) => {
+            net::forget(&[manifest_url]).await;
+            return Err(e);
+        }
+    };
+    let count = manifest.shards.len();
+    let mut shards = Vec::with_capacity(count);
+    let mut urls = vec![manifest_url.to_string()];
+    for (i, info) in manifest.shards.iter().enumerate() {
+        let url = sibling_url(manifest_url, &info.file);
+        urls.push(url.clone());
+        let task = Task::Download(format!("{} ({}/{count})", info.file, i + 1));
+        let checked = match net::fetch_cached(&url, &mut |done, total| {
+            progress(id, task.clone(), done, total)
+        })
+        .await
+        {
+            Ok(file) => {
+                cached &= file.cached;
+                manifest
+                    .check_shard(i, &file.bytes)
+                    .map(|()| file.bytes)
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match checked {
+            Ok(bytes) => shards.push(bytes),
+            Err(e) => {
+                net::forget(&urls.iter().map(String::as_str).collect::<Vec<_>>()).await;
+                return Err(e);
+            }
+        }
+    }
+    let pack = Pack::from_checked_shards(manifest, shards).map_err(|e| e.to_string())?;
+    Ok(Obtained {
+        weights: Weights::Pack(pack),
+        name: manifest_url.to_string(),
+        cached,
+        urls,
+    })
+}
+
+/// Picked files: a pack (`manifest.json` + its shards) or a checkpoint (converted to `quant`).
+async fn from_files(id: u64, payload: &JsValue, quant: Scheme) -> Result<Obtained, String> {
+    let files: Vec<web_sys::File> = payload
+        .dyn_ref::<Array>()
+        .map(|a| a.iter().filter_map(|f| f.dyn_into().ok()).collect())
+        .unwrap_or_default();
+    let on_file = |name: &str| {
+        let task = Task::Download(name.to_string());
+        move |done, total| progress(id, task.clone(), done, total)
+    };
+    let read = async |file: &web_sys::File| {
+        net::read_file(file, &mut on_file(&file.name()))
+            .await
+            .map_err(|e| e.to_string())
+    };
+    if let Some(manifest_file) = files.iter().find(|f| f.name() == MANIFEST) {
+        let json = read(manifest_file).await?;
+        let json = std::str::from_utf8(&json).map_err(|_| "manifest.json is not UTF-8 text")?;
+        let manifest = Manifest::parse(json).map_err(|e| e.to_string())?;
+        let mut shards = Vec::with_capacity(manifest.shards.len());
+        for (i, info) in manifest.shards.iter().enumerate() {
+            let file = files
+                .iter()
+                .find(|f| f.name() == info.file)
+                .ok_or_else(|| format!("pick all of the pack's files: {} is missing", info.file))?;
+            let bytes = read(file).await?;
+            manifest.check_shard(i, &bytes).map_err(|e| e.to_string())?;
+            shards.push(bytes);
+        }
+        return Ok(Obtained {
+            weights: Weights::Pack(
+                Pack::from_checked_shards(manifest, shards).map_err(|e| e.to_string())?,
+            ),
+            name: MANIFEST.into(),
+            cached: false,
+            urls: Vec::new(),
+        });
+    }
+    let by_suffix = |s: &str| files.iter().find(|f| f.name().to_lowercase().ends_with(s));
+    let weights_file = by_suffix(".safetensors").ok_or(
+        "pick a .safetensors weights file (and its config.json for Hugging Face models), or a \
+         pack's manifest.json and shards",
+    )?;
+    let config = match by_suffix(".json") {
+        Some(f) => Some(read(f).await?),
+        None => None,
+    };
+    let config = parse_config(config.as_deref())?;
+    let bytes = read(weights_file).await?;
+    let weights = if quant == Scheme::F32 {
+        Weights::Checkpoint(bytes, config)
+    } else {
+        Weights::Pack(convert(id, &bytes, config, quant, &weights_file.name())?)
+    };
+    Ok(Obtained {
+        weights,
+        name: weights_file.name(),
+        cached: false,
+        urls: Vec::new(),
+    })
 }
 
 fn parse_config(bytes: Option<&[u8]>) -> Result<Option<ClipConfig>, String> {

@@ -130,6 +130,31 @@ pub async fn fetch_cached(
     })
 }
 
+/// `url` from the cache only (keys that are never fetched: the worker's own conversions).
+pub async fn cached(url: &str) -> Option<Vec<u8>> {
+    let cache = open_cache().await?;
+    let hit = promise(cache.match_with_str(url)).await.ok()?;
+    let response = hit.dyn_into::<Response>().ok()?;
+    read_body(url, response, &mut |_, _| {}).await.ok()
+}
+
+/// Stores `bytes` under `url`. A full quota is only a warning: the next visit converts again.
+pub async fn store(url: &str, bytes: &[u8]) {
+    let Some(cache) = open_cache().await else {
+        return;
+    };
+    let body = Uint8Array::from(bytes);
+    let stored = match Response::new_with_opt_buffer_source(Some(&body)) {
+        Ok(response) => promise(cache.put_with_str(url, &response))
+            .await
+            .map(|_| ()),
+        Err(e) => Err(js_message(&e)),
+    };
+    if let Err(e) = stored {
+        web_sys::console::warn_1(&format!("not cached: {url}: {e}").into());
+    }
+}
+
 /// Reads a local file with the same progress reporting.
 pub async fn read_file(
     file: &web_sys::File,

@@ -1,9 +1,11 @@
-//! Model choice: a URL (Hugging Face-format directory or a `.safetensors` file) or local files;
-//! load progress; what Cache Storage holds.
+//! Model choice: a URL (Hugging Face-format directory, a `.safetensors` file, or a weight
+//! pack) or local files; the precision with each variant's size; load progress; what Cache
+//! Storage holds.
 
 use std::rc::Rc;
 
-use web_sys::{File, HtmlInputElement};
+use clip_core::pack::Scheme;
+use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
 use crate::params::DEFAULT_MODEL;
@@ -19,6 +21,14 @@ pub struct ModelPanelProps {
     pub url: AttrValue,
     /// Model status.
     pub model: ModelState,
+    /// Precision asked for.
+    pub quant: Scheme,
+    /// Size of the model in each scheme.
+    pub sizes: Vec<(Scheme, f64)>,
+    /// Whether `sizes` are the loaded model's (else the default ViT-B/16's).
+    pub sizes_known: bool,
+    /// Pick a precision.
+    pub on_quant: Callback<Scheme>,
     /// Last error.
     pub error: Option<AttrValue>,
     /// Cache Storage.
@@ -44,7 +54,29 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
             input.set_value("");
         })
     };
+    let on_quant = {
+        let cb = props.on_quant.clone();
+        Callback::from(move |e: Event| {
+            let select: HtmlSelectElement = e.target_unchecked_into();
+            if let Ok(scheme) = select.value().parse() {
+                cb.emit(scheme);
+            }
+        })
+    };
     let loading = matches!(props.model, ModelState::Loading { .. });
+    let option = |&(scheme, bytes): &(Scheme, f64)| {
+        let what = match scheme {
+            Scheme::F32 => "original",
+            Scheme::F16 => "half",
+            Scheme::Int8 => "8-bit, recommended",
+            Scheme::Q4 => "4-bit vision",
+        };
+        html! {
+            <option value={scheme.name()} selected={scheme == props.quant}>
+                { format!("{scheme} — {} ({what})", format_bytes(bytes)) }
+            </option>
+        }
+    };
     let status = match &props.model {
         ModelState::Idle => html! {
             <p class="muted">{ "No model loaded. CLIP ViT-B/16 is about 600 MB, downloaded once and then cached." }</p>
@@ -70,8 +102,12 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
             <UrlField label="Model URL" value={props.url.clone()} placeholder={DEFAULT_MODEL}
                 button="Load" disabled={loading} on_submit={props.on_load_url.clone()} />
             <label class="file">
-                <span>{ "…or open local files (model.safetensors + config.json)" }</span>
-                <input type="file" multiple=true accept=".safetensors,.json" onchange={on_files} />
+                <span>{ "…or open local files (model.safetensors + config.json, or a pack's manifest.json + shards)" }</span>
+                <input type="file" multiple=true accept=".safetensors,.json,.bin" onchange={on_files} />
+            </label>
+            <label>
+                <span>{ if props.sizes_known { "Precision" } else { "Precision (sizes for ViT-B/16)" } }</span>
+                <select onchange={on_quant} disabled={loading}>{ for props.sizes.iter().map(option) }</select>
             </label>
             { status }
             { for props.error.as_ref().map(|e| html! { <p class="error" role="alert">{ e.clone() }</p> }) }

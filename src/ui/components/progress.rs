@@ -43,6 +43,10 @@ fn describe(p: &Progress) -> (String, Option<String>) {
             };
             (format!("Fetching {file}"), Some(amount))
         }
+        Some(Task::Convert(scheme)) => (
+            format!("Quantizing to {scheme} (once; the result is cached)"),
+            (p.total > 0.0).then(|| format!("{:.0} %", 100.0 * p.done / p.total)),
+        ),
         Some(Task::Upload) => ("Loading the weights onto the device".into(), None),
         Some(Task::Text) => (
             "Encoding prompts (85 templates per label)".into(),
