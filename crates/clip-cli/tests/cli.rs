@@ -282,3 +282,151 @@ fn bad_input_exits_nonzero_with_a_message() {
         assert!(!stderr.contains("panicked"), "{full:?} panicked: {stderr}");
     }
 }
+
+fn convert(scheme: &str, to: &Path) {
+    let output = clip_surgery(&[
+        "convert",
+        "--from",
+        fixtures().join("tiny-clip").to_str().unwrap(),
+        "--to",
+        to.to_str().unwrap(),
+        "--quant",
+        scheme,
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn explain_pack(pack: &Path, out: &Path) -> Output {
+    clip_surgery(&[
+        "explain",
+        "--model",
+        pack.to_str().unwrap(),
+        "--image",
+        fixtures().join("images/astronaut.png").to_str().unwrap(),
+        "--labels",
+        "person,dog,sky",
+        "--json",
+        out.to_str().unwrap(),
+    ])
+}
+
+/// `convert` writes a pack that `explain --model` reads. An f32 pack gives the checkpoint's
+/// numbers (same values, re-laid out: only summation order may differ); an int8 one keeps every
+/// label's map at Pearson r ≥ 0.99 (the floor) with the same CLS top-1.
+#[test]
+fn convert_then_explain_round_trip() {
+    let dir = tempdir("round-trip");
+    let reference: clip_core::Explanation = serde_json::from_value(explain_json(
+        "astronaut.png",
+        "224",
+        ["--labels", "person,dog,sky"],
+        &dir.join("ref.json"),
+    ))
+    .unwrap();
+    for scheme in ["f32", "int8"] {
+        let pack = dir.join(scheme);
+        convert(scheme, &pack);
+        let manifest: Value =
+            serde_json::from_str(&std::fs::read_to_string(pack.join("manifest.json")).unwrap())
+                .unwrap();
+        assert_eq!(manifest["scheme"], scheme);
+        let out = dir.join(format!("{scheme}.json"));
+        let output = explain_pack(&pack, &out);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let got: clip_core::Explanation =
+            serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        if scheme == "f32" {
+            let flat = |e: &clip_core::Explanation| e.similarity.concat();
+            let worst = flat(&got)
+                .iter()
+                .zip(flat(&reference))
+                .map(|(a, b)| f64::from((a - b).abs()))
+                .fold(0.0, f64::max);
+            assert!(worst <= TOL, "f32 pack: max |Δ| {worst}");
+        }
+        let agreement = reference.agreement(&got);
+        assert!(
+            agreement.pearson.iter().all(|&r| r >= 0.99),
+            "{scheme}: {agreement:?}"
+        );
+        assert!(agreement.top1_agrees, "{scheme}");
+    }
+    // A pack is not a conversion source.
+    let output = clip_surgery(&[
+        "convert",
+        "--from",
+        dir.join("int8").to_str().unwrap(),
+        "--to",
+        dir.join("again").to_str().unwrap(),
+    ]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("already a weight pack"));
+}
+
+fn tempdir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("clip-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Each way a pack arrives broken names itself, exits non-zero, never panics.
+#[test]
+fn broken_packs_exit_nonzero_with_a_message() {
+    let dir = tempdir("broken");
+    let good = dir.join("good");
+    convert("int8", &good);
+    let shard = std::fs::read(good.join("shard-000.bin")).unwrap();
+    let manifest = std::fs::read_to_string(good.join("manifest.json")).unwrap();
+    let mut flipped = shard.clone();
+    let at = flipped.len() - 100;
+    flipped[at] ^= 1;
+    let mut foreign = shard.clone();
+    foreign[8] ^= 0xff;
+    let mut missing: Value = serde_json::from_str(&manifest).unwrap();
+    missing["tensors"]
+        .as_object_mut()
+        .unwrap()
+        .remove("text_projection.weight");
+    let cases: Vec<(&str, String, Vec<u8>, &str)> = vec![
+        (
+            "truncated",
+            manifest.clone(),
+            shard[..shard.len() / 2].to_vec(),
+            "truncated download",
+        ),
+        ("checksum", manifest.clone(), flipped, "is corrupt: SHA-256"),
+        ("foreign", manifest.clone(), foreign, "belongs to model"),
+        (
+            "missing",
+            missing.to_string(),
+            shard.clone(),
+            "lack tensor `text_projection.weight`",
+        ),
+        (
+            "scheme",
+            manifest.replace("\"scheme\": \"int8\"", "\"scheme\": \"int3\""),
+            shard.clone(),
+            "unknown quantization scheme \"int3\"",
+        ),
+    ];
+    for (name, json, shard, needle) in cases {
+        let pack = dir.join(name);
+        std::fs::create_dir_all(&pack).unwrap();
+        std::fs::write(pack.join("manifest.json"), json).unwrap();
+        std::fs::write(pack.join("shard-000.bin"), shard).unwrap();
+        let output = explain_pack(&pack, &dir.join("out.json"));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{name} should fail");
+        assert!(stderr.contains(needle), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name} panicked: {stderr}");
+    }
+}

@@ -88,8 +88,8 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
             </>
         },
         ModelState::Ready(info) => html! {
-            <p class="ok" data-testid="model-ready">
-                { format!("{} ready — {} ", info.architecture, format_bytes(info.bytes)) }
+            <p class="ok" data-testid="model-ready" data-scheme={info.scheme.name()}>
+                { format!("{} {} ready — {} ", info.architecture, info.scheme, format_bytes(info.bytes)) }
                 { if info.cached { "from the cache" } else { "downloaded" } }
                 { format!(", loaded in {:.1} s", (info.download_ms + info.upload_ms) / 1000.0) }
             </p>
