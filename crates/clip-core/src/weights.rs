@@ -1,6 +1,8 @@
-//! Reading checkpoints: safetensors bytes → host `f32` tensors under Hugging Face names.
+//! Where weights come from: the [`WeightSource`] the model loads through, implemented by
+//! safetensors checkpoints ([`Checkpoint`]), weight packs ([`crate::pack::Pack`]) and random
+//! init ([`RandomWeights`]) — all under Hugging Face names.
 //!
-//! Two namings are understood. Hugging Face `CLIPModel` keys are the canonical ones (the module
+//! Two checkpoint namings are understood. Hugging Face `CLIPModel` keys are the canonical ones (the module
 //! tree in [`crate::model`] mirrors them); OpenAI/open_clip state dicts are translated on the fly
 //! (fused `in_proj_weight` split into q/k/v, `[W, E]` projections transposed), so the model code
 //! never sees two namings.
