@@ -217,12 +217,18 @@ impl Params {
     }
 }
 
+fn path_of(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or(url)
+}
+
 /// A model URL that names a weight pack's manifest directly.
 pub fn is_manifest_url(url: &str) -> bool {
-    url.split(['?', '#'])
-        .next()
-        .unwrap_or(url)
-        .ends_with(".json")
+    path_of(url).ends_with(".json")
+}
+
+/// A model URL that names one `.safetensors` file rather than a directory.
+pub fn is_file_url(url: &str) -> bool {
+    path_of(url).ends_with(".safetensors")
 }
 
 /// `file` next to `url` (a directory URL ends in `/`, or names a file whose siblings we want).
@@ -375,6 +381,8 @@ mod tests {
     fn pack_urls() {
         assert!(is_manifest_url("https://h.co/p/manifest.json?x=1"));
         assert!(!is_manifest_url("https://h.co/p/"));
+        assert!(is_file_url("https://h.co/m/w.safetensors?download=1"));
+        assert!(!is_file_url("https://h.co/packs/int8"));
         assert_eq!(
             sibling_url("https://h.co/p/manifest.json", "shard-000.bin"),
             "https://h.co/p/shard-000.bin"

@@ -22,7 +22,7 @@ use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 use clip_core::pack::{MANIFEST, MAX_SHARD_BYTES, Manifest, Pack, Scheme};
 use clip_core::weights::Checkpoint;
 use clip_surgery_web::params::{
-    converted_url, dir_manifest_url, is_manifest_url, model_urls, sibling_url,
+    converted_url, dir_manifest_url, is_file_url, is_manifest_url, model_urls, sibling_url,
 };
 use clip_surgery_web::protocol::{
     DeviceChoice, DeviceKind, ExplainRequest as Job, ModelInfo, ModelSource, PREVIEW_MAX_SIDE,
@@ -335,7 +335,7 @@ async fn from_url(id: u64, url: &str, quant: Scheme) -> Result<Obtained, String>
         });
     }
     // A directory may hold a pack; a checkpoint directory answers 404 here.
-    if !weights_url.ends_with(".safetensors") || url.ends_with('/') {
+    if !is_file_url(url) {
         let manifest_url = dir_manifest_url(url);
         if net::fetch_cached(&manifest_url, &mut |_, _| {})
             .await

@@ -66,7 +66,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
     let loading = matches!(props.model, ModelState::Loading { .. });
     let option = |&(scheme, bytes): &(Scheme, f64)| {
         let what = match scheme {
-            Scheme::F32 => "original",
+            Scheme::F32 => "unquantized",
             Scheme::F16 => "half",
             Scheme::Int8 => "8-bit, recommended",
             Scheme::Q4 => "4-bit vision",
