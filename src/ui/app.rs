@@ -217,15 +217,18 @@ fn is_cached(model: &str, quant: Scheme, cached: &[String]) -> bool {
     .any(|url| cached.contains(url))
 }
 
-/// Each scheme's size for the loaded model, or for the default (ViT-B/16) before one loads.
+/// Each scheme's size for the loaded model, or for the default (ViT-B/16) before one loads —
+/// computed once, not on every render (each walks the model's ~400 tensor specs).
 fn sizes(model: &ModelState) -> (Vec<(Scheme, f64)>, bool) {
+    thread_local! {
+        static DEFAULT: Vec<(Scheme, f64)> = {
+            let config = ClipConfig::vit_b_16();
+            Scheme::ALL.map(|s| (s, s.pack_bytes(&config) as f64)).to_vec()
+        };
+    }
     match model {
         ModelState::Ready(info) => (info.sizes.clone(), true),
-        _ => {
-            let config = ClipConfig::vit_b_16();
-            let sizes = Scheme::ALL.map(|s| (s, s.pack_bytes(&config) as f64));
-            (sizes.to_vec(), false)
-        }
+        _ => (DEFAULT.with(Clone::clone), false),
     }
 }
 

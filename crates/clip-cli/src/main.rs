@@ -312,8 +312,6 @@ fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
         );
     }
     let (bytes, config) = read_checkpoint(from)?;
-    let ckpt = Checkpoint::parse(&bytes).with_context(|| format!("reading {}", from.display()))?;
-    let config = ckpt.config(config)?;
     let bar = ProgressBar::new(1).with_style(
         ProgressStyle::with_template("{msg:12} [{bar:30}] {percent:>3}% {elapsed}")
             .expect("static template")
@@ -324,17 +322,11 @@ fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let pack = Pack::build(
-        &ckpt,
-        &config,
-        scheme,
-        &source,
-        MAX_SHARD_BYTES,
-        &mut |done, total| {
-            bar.set_length(total);
-            bar.set_position(done);
-        },
-    )?;
+    let pack = Pack::from_checkpoint(&bytes, config, scheme, &source, &mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })
+    .with_context(|| format!("converting {}", from.display()))?;
     bar.finish_and_clear();
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     // A stale manifest must not describe the new shards while they are being written.

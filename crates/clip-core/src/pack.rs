@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{ClipConfig, Role, TensorSpec};
 use crate::error::{ClipError, Result};
 use crate::quant::{Bits, QuantMatrix};
-use crate::weights::{HostTensor, Matrix, WeightSource, check_shape};
+use crate::weights::{Checkpoint, HostTensor, Matrix, WeightSource, check_shape};
 
 /// `format` of every manifest.
 pub const FORMAT: &str = "clip-surgery-pack";
@@ -274,6 +274,13 @@ fn shard_header(model_id: &[u8; 16], index: usize, count: usize) -> [u8; HEADER]
 }
 
 impl Manifest {
+    /// [`Self::parse`] for the file's bytes as fetched or read.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let json = std::str::from_utf8(bytes)
+            .map_err(|_| ClipError::Pack(format!("{MANIFEST} is not UTF-8 text")))?;
+        Self::parse(json)
+    }
+
     /// Parses and checks a manifest against the model it describes: every tensor present,
     /// shaped and sized as the config demands, inside the payload — before any shard is
     /// fetched.
@@ -439,7 +446,21 @@ pub struct Pack {
 }
 
 impl Pack {
-    /// Converts a checkpoint: reads every tensor of `config`, encodes it per `scheme`, and cuts
+    /// Converts safetensors bytes (Hugging Face or OpenAI naming; `config` from `config.json`,
+    /// required for Hugging Face weights) into shards of the default size.
+    pub fn from_checkpoint(
+        bytes: &[u8],
+        config: Option<ClipConfig>,
+        scheme: Scheme,
+        source: &str,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
+        let ckpt = Checkpoint::parse(bytes)?;
+        let config = ckpt.config(config)?;
+        Self::build(&ckpt, &config, scheme, source, MAX_SHARD_BYTES, progress)
+    }
+
+    /// Converts a weight source: reads every tensor of `config`, encodes it per `scheme`, and cuts
     /// the payload into shards of at most `shard_bytes` ([`MAX_SHARD_BYTES`] unless testing).
     /// `progress(done, total)` counts weights.
     pub fn build(
@@ -565,17 +586,10 @@ impl Pack {
 
     /// Opens a pack from its shards, checking each ([`Manifest::check_shard`]).
     pub fn from_shards(manifest: Manifest, shards: Vec<Vec<u8>>) -> Result<Self> {
-        if shards.len() != manifest.shards.len() {
-            return Err(ClipError::Pack(format!(
-                "{} shards given, the manifest lists {}",
-                shards.len(),
-                manifest.shards.len()
-            )));
-        }
         for (i, shard) in shards.iter().enumerate() {
             manifest.check_shard(i, shard)?;
         }
-        Ok(Self::assemble(manifest, shards))
+        Self::from_checked_shards(manifest, shards)
     }
 
     /// Opens a pack whose shards each already passed [`Manifest::check_shard`] (as they

@@ -308,14 +308,7 @@ impl<'a> Checkpoint<'a> {
     /// Like [`Self::get`], and checks the shape.
     pub fn get_shaped(&self, hf_name: &str, expected: &[usize]) -> Result<HostTensor> {
         let tensor = self.get(hf_name)?;
-        if tensor.shape != expected {
-            return Err(ClipError::ShapeMismatch {
-                name: hf_name.to_string(),
-                expected: expected.to_vec(),
-                found: tensor.shape,
-                hint: " (do config.json and the weights belong to the same model?)",
-            });
-        }
+        check_shape(hf_name, expected, &tensor.shape)?;
         Ok(tensor)
     }
 

@@ -19,8 +19,7 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{DedicatedWorkerGlobalScope, MessageEvent};
 
-use clip_core::pack::{MANIFEST, MAX_SHARD_BYTES, Manifest, Pack, Scheme};
-use clip_core::weights::Checkpoint;
+use clip_core::pack::{MANIFEST, Manifest, Pack, Scheme};
 use clip_surgery_web::params::{
     converted_url, dir_manifest_url, is_file_url, is_manifest_url, model_urls, sibling_url,
 };
@@ -320,28 +319,32 @@ async fn load(
 /// A model URL: a pack (its `manifest.json`, or a directory holding one), the worker's cached
 /// conversion of a checkpoint, or the checkpoint itself — converted to `quant` here.
 async fn from_url(id: u64, url: &str, quant: Scheme) -> Result<Obtained, String> {
+    let fetch_manifest = async |url: &str| {
+        net::fetch_cached(url, &mut |done, total| {
+            progress(id, Task::Download(MANIFEST.into()), done, total)
+        })
+        .await
+    };
     if is_manifest_url(url) {
-        return fetch_pack(id, url).await;
+        let manifest = fetch_manifest(url).await.map_err(|e| e.to_string())?;
+        return fetch_pack(id, url, manifest).await;
     }
     let (config_url, weights_url) = model_urls(url);
     if quant != Scheme::F32
         && let Some(pack) = cached_conversion(&weights_url, quant).await
     {
         return Ok(Obtained {
+            urls: converted_urls(&weights_url, quant, Some(&pack.manifest)),
             weights: Weights::Pack(pack),
             name: url.to_string(),
             cached: true,
-            urls: converted_urls(&weights_url, quant, None),
         });
     }
     // A directory may hold a pack; a checkpoint directory answers 404 here.
     if !is_file_url(url) {
         let manifest_url = dir_manifest_url(url);
-        if net::fetch_cached(&manifest_url, &mut |_, _| {})
-            .await
-            .is_ok()
-        {
-            return fetch_pack(id, &manifest_url).await;
+        if let Ok(manifest) = fetch_manifest(&manifest_url).await {
+            return fetch_pack(id, &manifest_url, manifest).await;
         }
     }
     let on_file = |name: &str| {
@@ -393,10 +396,10 @@ async fn from_url(id: u64, url: &str, quant: Scheme) -> Result<Obtained, String>
     .await;
     forget_all().await;
     Ok(Obtained {
+        urls: converted_urls(&weights_url, quant, Some(&pack.manifest)),
         weights: Weights::Pack(pack),
         name: url.to_string(),
         cached: weights.cached,
-        urls: converted_urls(&weights_url, quant, None),
     })
 }
 
@@ -408,22 +411,13 @@ fn convert(
     quant: Scheme,
     source: &str,
 ) -> Result<Pack, String> {
-    let ckpt = Checkpoint::parse(bytes).map_err(|e| e.to_string())?;
-    let config = ckpt.config(config).map_err(|e| e.to_string())?;
     let mut reported = 0;
-    Pack::build(
-        &ckpt,
-        &config,
-        quant,
-        source,
-        MAX_SHARD_BYTES,
-        &mut |done, total| {
-            if done == total || (done - reported) * 100 >= total {
-                progress(id, Task::Convert(quant), done as f64, total as f64);
-                reported = done;
-            }
-        },
-    )
+    Pack::from_checkpoint(bytes, config, quant, source, &mut |done, total| {
+        if done == total || (done - reported) * 100 >= total {
+            progress(id, Task::Convert(quant), done as f64, total as f64);
+            reported = done;
+        }
+    })
     .map_err(|e| e.to_string())
 }
 
@@ -445,9 +439,7 @@ fn converted_urls(weights_url: &str, quant: Scheme, manifest: Option<&Manifest>)
 /// dropped (and converted again from the download).
 async fn cached_conversion(weights_url: &str, quant: Scheme) -> Option<Pack> {
     let json = net::cached(&converted_url(weights_url, quant, MANIFEST)).await?;
-    let manifest = std::str::from_utf8(&json)
-        .ok()
-        .and_then(|json| Manifest::parse(json).ok());
+    let manifest = Manifest::from_bytes(&json).ok();
     let mut shards = Vec::new();
     if let Some(manifest) = &manifest {
         for (i, info) in manifest.shards.iter().enumerate() {
@@ -469,19 +461,16 @@ async fn cached_conversion(weights_url: &str, quant: Scheme) -> Option<Pack> {
     }
 }
 
-/// A pack by URL: the manifest (checked against the model before any shard is fetched), then
-/// each shard, checked as it arrives. A bad file is dropped from the cache with the manifest.
-async fn fetch_pack(id: u64, manifest_url: &str) -> Result<Obtained, String> {
-    let fetched = net::fetch_cached(manifest_url, &mut |done, total| {
-        progress(id, Task::Download(MANIFEST.into()), done, total)
-    })
-    .await
-    .map_err(|e| e.to_string())?;
+/// A pack by URL, from its fetched manifest (checked against the model before any shard is
+/// fetched), then each shard, checked as it arrives. A bad file is dropped from the cache with
+/// the manifest.
+async fn fetch_pack(
+    id: u64,
+    manifest_url: &str,
+    fetched: net::Fetched,
+) -> Result<Obtained, String> {
     let mut cached = fetched.cached;
-    let manifest = std::str::from_utf8(&fetched.bytes)
-        .map_err(|_| "manifest.json is not UTF-8 text".to_string())
-        .and_then(|json| Manifest::parse(json).map_err(|e| e.to_string()));
-    let manifest = match manifest {
+    let manifest = match Manifest::from_bytes(&fetched.bytes).map_err(|e| e.to_string()) {
         Ok(manifest) => manifest,
         Err(e) => {
             net::forget(&[manifest_url]).await;
@@ -542,9 +531,8 @@ async fn from_files(id: u64, payload: &JsValue, quant: Scheme) -> Result<Obtaine
             .map_err(|e| e.to_string())
     };
     if let Some(manifest_file) = files.iter().find(|f| f.name() == MANIFEST) {
-        let json = read(manifest_file).await?;
-        let json = std::str::from_utf8(&json).map_err(|_| "manifest.json is not UTF-8 text")?;
-        let manifest = Manifest::parse(json).map_err(|e| e.to_string())?;
+        let manifest =
+            Manifest::from_bytes(&read(manifest_file).await?).map_err(|e| e.to_string())?;
         let mut shards = Vec::with_capacity(manifest.shards.len());
         for (i, info) in manifest.shards.iter().enumerate() {
             let file = files

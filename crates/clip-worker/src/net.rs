@@ -88,8 +88,7 @@ pub async fn fetch_cached(
 ) -> Result<Fetched, FetchError> {
     let cache = open_cache().await;
     if let Some(cache) = &cache
-        && let Ok(hit) = promise(cache.match_with_str(url)).await
-        && let Ok(response) = hit.dyn_into::<Response>()
+        && let Some(response) = hit(cache, url).await
     {
         let bytes = read_body(url, response, progress).await?;
         return Ok(Fetched {
@@ -132,10 +131,17 @@ pub async fn fetch_cached(
 
 /// `url` from the cache only (keys that are never fetched: the worker's own conversions).
 pub async fn cached(url: &str) -> Option<Vec<u8>> {
-    let cache = open_cache().await?;
-    let hit = promise(cache.match_with_str(url)).await.ok()?;
-    let response = hit.dyn_into::<Response>().ok()?;
+    let response = hit(&open_cache().await?, url).await?;
     read_body(url, response, &mut |_, _| {}).await.ok()
+}
+
+/// The cached response for `url`, if any.
+async fn hit(cache: &Cache, url: &str) -> Option<Response> {
+    promise(cache.match_with_str(url))
+        .await
+        .ok()?
+        .dyn_into()
+        .ok()
 }
 
 /// Stores `bytes` under `url`. A full quota is only a warning: the next visit converts again.
