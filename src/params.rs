@@ -3,12 +3,11 @@
 //! `colormap`, `opacity`, `embed`, plus `compare`). Values equal to the defaults are left out
 //! of the address the app writes back, so share links stay short.
 
-use clip_core::Method;
-use clip_core::colormap::Colormap;
-use clip_core::pack::{MANIFEST, Scheme};
-use clip_core::query::{split_labels, split_target};
-
-use crate::protocol::{DeviceChoice, QuerySpec};
+use clip_core::error::ClipError;
+use clip_core::input::query::{Method, Query, split_labels};
+use clip_core::output::colormap::Colormap;
+use clip_core::weights::pack::Scheme;
+use clip_protocol::{DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
 pub const KEYS: [&str; 12] = [
@@ -29,8 +28,11 @@ pub const DEFAULT_MODEL: &str =
 pub const DEFAULT_LABELS: &str = "person, flag, rocket, sky, ground";
 /// Heat weight of the overlay; the paper's figures use 0.6.
 pub const DEFAULT_OPACITY: f32 = 0.6;
-/// Square input sides offered in the size menu (the official demo uses 512).
+/// Square input sides offered in the size menu when the model's patch divides them (the
+/// official demo uses 512; /14 models get 224, 336, 448; /32 models 224, 448, 512).
 pub const SIZES: [usize; 4] = [224, 336, 448, 512];
+/// The patch of the default model (ViT-B/16), for the size menu before a model loads.
+pub const DEFAULT_PATCH: usize = 16;
 /// The default input: ViT-B/16's native 224 px — fast everywhere, also on the CPU fallback.
 pub const DEFAULT_SIZE: [usize; 2] = [224, 224];
 
@@ -96,7 +98,45 @@ impl Default for Params {
     }
 }
 
+/// One control changed: what the user did, applied by the reducer to the current parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Edit {
+    /// The precision for a plain checkpoint.
+    Quant(Scheme),
+    /// Label set or single text.
+    Mode(Mode),
+    /// The single text, as typed.
+    Text(String),
+    /// The labels, as typed.
+    Labels(String),
+    /// The network input.
+    Size([usize; 2]),
+    /// Surgery or raw CLIP.
+    Method(Method),
+    /// Raw CLIP beside surgery.
+    Compare(bool),
+    /// Heatmap colours.
+    Colormap(Colormap),
+    /// Heat weight (clamped to [0, 1]).
+    Opacity(f32),
+}
+
 impl Params {
+    /// Applies one edit.
+    pub fn apply(&mut self, edit: Edit) {
+        match edit {
+            Edit::Quant(q) => self.quant = q,
+            Edit::Mode(m) => self.mode = m,
+            Edit::Text(t) => self.text = t,
+            Edit::Labels(l) => self.labels = l,
+            Edit::Size(s) => self.size = s,
+            Edit::Method(m) => self.method = m,
+            Edit::Compare(c) => self.compare = c,
+            Edit::Colormap(c) => self.colormap = c,
+            Edit::Opacity(o) => self.opacity = o.clamp(0.0, 1.0),
+        }
+    }
+
     /// Reads query-string pairs (already percent-decoded). Unknown keys are ignored; values
     /// that cannot be used keep the default and produce a warning for the user.
     pub fn from_pairs<I, K, V>(pairs: I) -> (Self, Vec<String>)
@@ -109,10 +149,21 @@ impl Params {
         let mut warnings = Vec::new();
         let mut text = None;
         let mut labels = None;
+        let flag = |key: &str, value: &str, warnings: &mut Vec<String>| match value {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            other => {
+                warnings.push(format!("{key}={other} is not 1 or 0; using 0"));
+                false
+            }
+        };
         for (key, value) in pairs {
             let value = value.as_ref().trim();
             match key.as_ref() {
-                "model" if !value.is_empty() => p.model = value.to_string(),
+                "model" | "image" if value.is_empty() => {
+                    warnings.push(format!("{}= is empty; using the default", key.as_ref()));
+                }
+                "model" => p.model = value.to_string(),
                 "quant" => match value.parse::<Scheme>() {
                     Ok(scheme) => p.quant = scheme,
                     Err(_) => warnings.push(format!(
@@ -120,7 +171,7 @@ impl Params {
                         p.quant
                     )),
                 },
-                "image" if !value.is_empty() => p.image = Some(value.to_string()),
+                "image" => p.image = Some(value.to_string()),
                 "text" => text = Some(value.to_string()),
                 "labels" => labels = Some(value.to_string()),
                 "size" => match parse_size(value) {
@@ -134,7 +185,10 @@ impl Params {
                     Ok(m) => p.method = m,
                     Err(e) => warnings.push(e),
                 },
-                "device" => p.device = DeviceChoice::parse(value),
+                "device" => match value.parse() {
+                    Ok(d) => p.device = d,
+                    Err(e) => warnings.push(format!("{e}; using WebGPU where available")),
+                },
                 "colormap" => match value.parse() {
                     Ok(c) => p.colormap = c,
                     Err(e) => warnings.push(e),
@@ -143,8 +197,8 @@ impl Params {
                     Ok(o) if (0.0..=1.0).contains(&o) => p.opacity = o,
                     _ => warnings.push(format!("opacity={value} must be between 0 and 1")),
                 },
-                "embed" => p.embed = matches!(value, "1" | "true"),
-                "compare" => p.compare = matches!(value, "1" | "true"),
+                "embed" => p.embed = flag("embed", value, &mut warnings),
+                "compare" => p.compare = flag("compare", value, &mut warnings),
                 _ => {}
             }
         }
@@ -154,6 +208,9 @@ impl Params {
             p.text = text;
         } else if let Some(labels) = labels {
             p.labels = labels;
+        }
+        if let Some(Err(e)) = p.query() {
+            warnings.push(e);
         }
         (p, warnings)
     }
@@ -202,72 +259,48 @@ impl Params {
         out
     }
 
-    /// The active query, or `None` when it is empty.
-    pub fn query(&self) -> Option<QuerySpec> {
-        match self.mode {
-            Mode::Text => {
-                let text = self.text.trim();
-                (!split_target(text).is_empty()).then(|| QuerySpec::Text(text.to_string()))
-            }
-            Mode::Labels => {
-                let labels = split_labels(&self.labels);
-                (!labels.is_empty()).then_some(QuerySpec::Labels(labels))
-            }
+    /// The active query: `None` when it is empty, an error (for the user) when clip-core's
+    /// rules refuse it — the same rules as the CLI's (e.g. a label given twice).
+    pub fn query(&self) -> Option<Result<QuerySpec, String>> {
+        let checked = match self.mode {
+            Mode::Text => Query::text(&self.text),
+            Mode::Labels => Query::labels(&self.labels),
+        };
+        match checked {
+            Ok(Query::Text(text)) => Some(Ok(QuerySpec::Text(text))),
+            Ok(Query::Labels(labels)) => Some(Ok(QuerySpec::Labels(labels))),
+            Err(ClipError::EmptyQuery) => None,
+            // Worded here rather than with the error's `Display`, which would bring every
+            // message of the core (and its formatting) into the page's wasm.
+            Err(ClipError::DuplicateLabel(label)) => Some(Err(format!(
+                "The label \"{label}\" is given twice; each label may appear once."
+            ))),
+            Err(_) => Some(Err("This query cannot be explained.".into())),
         }
     }
 }
 
-fn path_of(url: &str) -> &str {
-    url.split(['?', '#']).next().unwrap_or(url)
+/// The square sides the size menu offers for a model with `patch`, up to `max_side`.
+pub fn size_options(patch: usize, max_side: usize) -> Vec<usize> {
+    SIZES
+        .into_iter()
+        .filter(|s| patch > 0 && s.is_multiple_of(patch) && *s <= max_side)
+        .collect()
 }
 
-/// A model URL that names a weight pack's manifest directly.
-pub fn is_manifest_url(url: &str) -> bool {
-    path_of(url).ends_with(".json")
-}
-
-/// A model URL that names one `.safetensors` file rather than a directory.
-pub fn is_file_url(url: &str) -> bool {
-    path_of(url).ends_with(".safetensors")
-}
-
-/// `file` next to `url` (a directory URL ends in `/`, or names a file whose siblings we want).
-pub fn sibling_url(url: &str, file: &str) -> String {
-    let path_end = url.find(['?', '#']).unwrap_or(url.len());
-    let base = &url[..path_end];
-    match base.rfind('/') {
-        Some(slash) => format!("{}{file}", &base[..=slash]),
-        None => file.to_string(),
+/// Checks a size typed into the form against the model's patch and the device's limit.
+pub fn check_size([h, w]: [usize; 2], patch: usize, max_side: usize) -> Result<(), String> {
+    if patch == 0 || !h.is_multiple_of(patch) || !w.is_multiple_of(patch) {
+        return Err(format!(
+            "Use multiples of {patch} (this model's patch size)."
+        ));
     }
-}
-
-/// The pack manifest a model directory URL may hold.
-pub fn dir_manifest_url(url: &str) -> String {
-    let (config, _) = model_urls(url);
-    sibling_url(&config, MANIFEST)
-}
-
-/// Where the worker caches its `scheme` conversion of the checkpoint at `weights_url`: keys
-/// under the weights URL that are only ever used with Cache Storage, never fetched.
-pub fn converted_url(weights_url: &str, scheme: Scheme, file: &str) -> String {
-    let joiner = if weights_url.contains('?') { '&' } else { '?' };
-    format!("{weights_url}{joiner}clip-surgery-pack={scheme}&file={file}")
-}
-
-/// The `(config.json, weights)` URLs of a model URL: a directory holds `config.json` and
-/// `model.safetensors`; a `.safetensors` URL has its `config.json` beside it.
-pub fn model_urls(url: &str) -> (String, String) {
-    let url = url.trim();
-    if url.ends_with(".safetensors") {
-        let dir = url.rsplit_once('/').map_or("", |(d, _)| d);
-        (format!("{dir}/config.json"), url.to_string())
-    } else {
-        let base = url.trim_end_matches('/');
-        (
-            format!("{base}/config.json"),
-            format!("{base}/model.safetensors"),
-        )
+    if h.max(w) > max_side {
+        return Err(format!(
+            "At most {max_side} px per side here: larger inputs do not fit this device."
+        ));
     }
+    Ok(())
 }
 
 /// `"512"` → `[512, 512]`; `"224x320"` → height 224, width 320. Zero is refused; whether a
@@ -328,11 +361,11 @@ mod tests {
         assert!(p.embed && p.compare);
         assert_eq!(
             p.query(),
-            Some(QuerySpec::Labels(vec![
+            Some(Ok(QuerySpec::Labels(vec![
                 "cat".into(),
                 "dog".into(),
                 "bird".into()
-            ]))
+            ])))
         );
         let written = p.to_pairs();
         assert!(written.contains(&("labels", "cat,dog,bird".into())));
@@ -358,7 +391,7 @@ mod tests {
     fn text_wins_over_labels_and_blank_queries_are_none() {
         let (p, _) = Params::from_pairs([("labels", "a,b"), ("text", "cat+dog")]);
         assert_eq!(p.mode, Mode::Text);
-        assert_eq!(p.query(), Some(QuerySpec::Text("cat+dog".into())));
+        assert_eq!(p.query(), Some(Ok(QuerySpec::Text("cat+dog".into()))));
         let (p, _) = Params::from_pairs([("text", " + ")]);
         assert_eq!(p.query(), None);
         let (p, _) = Params::from_pairs([("labels", " , ,")]);
@@ -378,37 +411,47 @@ mod tests {
     }
 
     #[test]
-    fn pack_urls() {
-        assert!(is_manifest_url("https://h.co/p/manifest.json?x=1"));
-        assert!(!is_manifest_url("https://h.co/p/"));
-        assert!(is_file_url("https://h.co/m/w.safetensors?download=1"));
-        assert!(!is_file_url("https://h.co/packs/int8"));
-        assert_eq!(
-            sibling_url("https://h.co/p/manifest.json", "shard-000.bin"),
-            "https://h.co/p/shard-000.bin"
-        );
-        assert_eq!(
-            dir_manifest_url("https://h.co/m/resolve/main"),
-            "https://h.co/m/resolve/main/manifest.json"
-        );
-        assert_eq!(
-            dir_manifest_url("https://h.co/m/w.safetensors"),
-            "https://h.co/m/manifest.json"
-        );
-        assert_eq!(
-            converted_url("https://h.co/m/model.safetensors", Scheme::Q4, MANIFEST),
-            "https://h.co/m/model.safetensors?clip-surgery-pack=q4&file=manifest.json"
-        );
+    fn every_bad_value_warns_including_device_embed_and_compare() {
+        let (p, warnings) = Params::from_pairs([
+            ("device", "gpu"),
+            ("embed", "yes"),
+            ("compare", "2"),
+            ("model", ""),
+            ("image", " "),
+        ]);
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert!(warnings[0].contains("unknown device `gpu`"), "{warnings:?}");
+        assert!(warnings[1].contains("embed=yes"), "{warnings:?}");
+        assert_eq!(p, Params::default());
+        let (_, warnings) = Params::from_pairs([("embed", "0"), ("compare", "true")]);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 
     #[test]
-    fn model_urls_accept_directories_and_files() {
-        let (config, weights) = model_urls("https://h.co/m/resolve/main/");
-        assert_eq!(config, "https://h.co/m/resolve/main/config.json");
-        assert_eq!(weights, "https://h.co/m/resolve/main/model.safetensors");
-        let (config, weights) = model_urls("models/tiny/weights.safetensors");
-        assert_eq!(config, "models/tiny/config.json");
-        assert_eq!(weights, "models/tiny/weights.safetensors");
+    fn duplicate_labels_are_refused_as_the_cli_refuses_them() {
+        let (p, warnings) = Params::from_pairs([("labels", "cat, dog, cat")]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let refused = p.query().unwrap().unwrap_err();
+        assert!(refused.contains("\"cat\" is given twice"), "{refused}");
+    }
+
+    #[test]
+    fn sizes_follow_the_patch_and_the_device() {
+        assert_eq!(size_options(16, 2048), [224, 336, 448, 512]);
+        assert_eq!(size_options(14, 2048), [224, 336, 448]);
+        assert_eq!(size_options(32, 2048), [224, 448, 512]);
+        assert_eq!(size_options(16, 448), [224, 336, 448]);
+        assert!(check_size([224, 320], 16, 640).is_ok());
+        assert!(
+            check_size([250, 224], 16, 640)
+                .unwrap_err()
+                .contains("multiples of 16")
+        );
+        assert!(
+            check_size([672, 672], 14, 640)
+                .unwrap_err()
+                .contains("At most 640")
+        );
     }
 
     #[test]

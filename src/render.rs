@@ -1,9 +1,8 @@
 //! The pixels the canvases show, as pure functions (tested natively): the preview image with a
 //! label's similarity map blended over it, thumbnails, and point markers in preview pixels.
 
-use clip_core::colormap::{blend, colorize};
-use clip_core::maps::similarity_map;
-use clip_core::points::Points;
+use clip_core::output::colormap::{blend, colorize};
+use clip_core::output::points::Points;
 use image::RgbaImage;
 
 /// An RGBA picture (the preview the worker sends, or a thumbnail of it).
@@ -47,18 +46,12 @@ impl Picture {
     }
 }
 
-/// The picture with one label's map over it, as the paper draws it: the patch similarities are
-/// min-maxed, resized bilinearly to the picture, coloured with `lut` and blended with weight
-/// `opacity` (0 = the plain picture, 1 = the heatmap alone). Alpha stays opaque.
-pub fn overlay(
-    picture: &Picture,
-    patches: &[f32],
-    grid: [usize; 2],
-    lut: &[[u8; 3]],
-    opacity: f32,
-) -> Vec<u8> {
-    let (w, h) = (picture.width as usize, picture.height as usize);
-    let heat = colorize(&similarity_map(patches, grid, [h, w]), lut);
+/// The picture with one label's map over it, as the paper draws it: `map` (values in [0, 1],
+/// the picture's size — from `Explanation::map`, the rule the CLI's overlays use too) is
+/// coloured with `lut` and blended with weight `opacity` (0 = the plain picture, 1 = the heatmap
+/// alone). Alpha stays opaque.
+pub fn overlay(picture: &Picture, map: &[f32], lut: &[[u8; 3]], opacity: f32) -> Vec<u8> {
+    let heat = colorize(map, lut);
     let mut out = picture.rgba.clone();
     for (pixel, color) in out.chunks_exact_mut(4).zip(heat) {
         for (channel, heat) in pixel.iter_mut().zip(color) {
@@ -99,7 +92,14 @@ pub fn markers(points: &Points, original_hw: [usize; 2], picture: &Picture) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clip_core::colormap::Colormap;
+    use clip_core::output::colormap::Colormap;
+    use clip_core::output::maps::similarity_map;
+
+    /// The min-maxed map of `patches` at the picture's size.
+    fn map(picture: &Picture, patches: &[f32], grid: [usize; 2]) -> Vec<f32> {
+        let hw = [picture.height as usize, picture.width as usize];
+        similarity_map(patches, grid, hw)
+    }
 
     fn grey(width: u32, height: u32, level: u8) -> Picture {
         let rgba = (0..width * height)
@@ -114,14 +114,14 @@ mod tests {
         let lut = Colormap::Jet.lut();
         // Hot left column of a 2×2 grid, cold right column.
         let patches = [1.0, 0.0, 1.0, 0.0];
-        let plain = overlay(&picture, &patches, [2, 2], &lut, 0.0);
+        let plain = overlay(&picture, &map(&picture, &patches, [2, 2]), &lut, 0.0);
         assert!(plain.chunks(4).all(|p| p == [100, 100, 100, 255]));
-        let heat = overlay(&picture, &patches, [2, 2], &lut, 1.0);
+        let heat = overlay(&picture, &map(&picture, &patches, [2, 2]), &lut, 1.0);
         // Corner pixels sit at the grid extremes (half-pixel centres clamp to the edge cells).
         assert_eq!(&heat[..3], &lut[255]);
         let right = (8 - 1) * 4;
         assert_eq!(&heat[right..right + 3], &lut[0]);
-        let half = overlay(&picture, &patches, [2, 2], &lut, 0.5);
+        let half = overlay(&picture, &map(&picture, &patches, [2, 2]), &lut, 0.5);
         for c in 0..3 {
             assert_eq!(half[c], blend(100, lut[255][c], 0.5));
         }
@@ -131,7 +131,7 @@ mod tests {
     fn a_constant_map_is_uniformly_cold() {
         let picture = grey(4, 4, 50);
         let lut = Colormap::Viridis.lut();
-        let out = overlay(&picture, &[0.3; 4], [2, 2], &lut, 1.0);
+        let out = overlay(&picture, &map(&picture, &[0.3; 4], [2, 2]), &lut, 1.0);
         assert!(out.chunks(4).all(|p| p[..3] == lut[0]));
     }
 

@@ -7,9 +7,11 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
 
+use clip_core::input::query::Method;
+use clip_core::output::explanation::Explanation;
+use clip_protocol::{DeviceKind, RunResult, Timings, js_message};
+
 use crate::params::{KEYS, Params};
-use crate::protocol::{DeviceKind, RunResult, Timings, js_message};
-use clip_core::{Explanation, Method};
 
 fn window() -> Option<Window> {
     web_sys::window()
@@ -112,6 +114,15 @@ pub fn publish_error(message: &str) {
         "clipsurgery:error",
         &JsValue::from_str(message),
     );
+}
+
+/// `url` resolved against the page's address.
+pub fn absolute(url: &str) -> String {
+    window()
+        .and_then(|w| w.location().href().ok())
+        .and_then(|base| web_sys::Url::new_with_base(url, &base).ok())
+        .map(|u| u.href())
+        .unwrap_or_else(|| url.to_string())
 }
 
 /// Fetches `url` (an image the user named) as bytes.

@@ -8,7 +8,7 @@ use wasm_bindgen::prelude::*;
 use web_sys::{ErrorEvent, MessageEvent, Worker};
 use yew::Callback;
 
-use crate::protocol::{Request, Response, pack, unpack};
+use clip_protocol::{Request, Response, pack, unpack};
 
 /// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches).
 const WORKER_URL: &str = "./www/worker_loader.js";

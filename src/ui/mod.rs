@@ -4,6 +4,7 @@
 mod app;
 mod components;
 pub mod dom;
+mod hooks;
 mod link;
 pub mod state;
 

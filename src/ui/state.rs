@@ -1,13 +1,18 @@
-//! The app's one state and its reducer: every worker message and user action becomes an
-//! [`Action`]; side effects (messages to the worker, the address bar, events) live in the
-//! components, never here.
+//! The app's one state and its reducer. An [`Action`] says what happened — the user edited a
+//! control, asked for a run or a model, the worker answered — and the reducer applies it to the
+//! *current* state. What must then be done outside (a message to the worker, a fetch) is written
+//! into the state as a wish ([`ModelState::Wanted`], [`RunState::Wanted`], [`ImageWish`]) and
+//! carried out by the hooks in [`crate::ui::hooks`], which answer with the `…Requested` actions.
+//! So the reducer is pure and tested natively, and no callback acts on a render-time copy.
 
 use std::rc::Rc;
 
+use clip_protocol::{DeviceKind, ModelInfo, Response, RunResult, Scope, Task};
+use js_sys::ArrayBuffer;
+use web_sys::File;
 use yew::Reducible;
 
-use crate::params::Params;
-use crate::protocol::{DeviceKind, ModelInfo, Response, RunResult, Scope, Task};
+use crate::params::{DEFAULT_MODEL, DEFAULT_PATCH, Edit, Params, check_size, parse_size};
 use crate::render::Picture;
 
 /// A progress bar's numbers.
@@ -36,15 +41,24 @@ impl Progress {
 pub enum DeviceState {
     /// Being chosen.
     Starting,
-    /// In use; `note` says why it is not WebGPU, when it is not.
+    /// In use; `note` says why it is not WebGPU (or that the GPU was lost), when it is not.
     Ready {
         /// Which.
         kind: DeviceKind,
-        /// Fallback explanation.
+        /// Fallback or loss explanation.
         note: Option<String>,
     },
     /// None usable.
     Failed(String),
+}
+
+/// Where a model should come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelWish {
+    /// A URL (directory, `.safetensors`, pack manifest).
+    Url(String),
+    /// Picked or dropped files.
+    Files(Rc<Vec<File>>),
 }
 
 /// The model.
@@ -52,6 +66,8 @@ pub enum DeviceState {
 pub enum ModelState {
     /// Nothing asked for yet.
     Idle,
+    /// Asked for; the worker hook sends it once the device is ready.
+    Wanted(ModelWish),
     /// Request `id` is downloading or uploading.
     Loading {
         /// Request id.
@@ -63,6 +79,26 @@ pub enum ModelState {
     },
     /// Ready to run.
     Ready(Rc<ModelInfo>),
+}
+
+/// Where an image should come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageSource {
+    /// A URL (also the bundled samples).
+    Url(String),
+    /// A picked, dropped or pasted file.
+    File(File),
+    /// Bytes the page already holds (camera snapshot, restoring a restarted worker).
+    Bytes(ArrayBuffer, String),
+}
+
+/// An image to open, numbered so that the same source asked for twice is news.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageWish {
+    /// Increases with every wish.
+    pub serial: u64,
+    /// From where.
+    pub source: ImageSource,
 }
 
 /// The current image (a preview of it; the worker holds the full one).
@@ -80,11 +116,14 @@ pub struct LoadedImage {
     pub original_hw: [usize; 2],
 }
 
-/// The explanation in flight.
+/// The explanation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
     /// Nothing running.
     Idle,
+    /// Asked for (a click, or the URL contract); the worker hook sends it once model and image
+    /// are ready.
+    Wanted,
     /// Request `id` is running.
     Running {
         /// Request id.
@@ -120,16 +159,20 @@ pub struct State {
     pub model: ModelState,
     /// Last model error (kept until the next load).
     pub model_error: Option<String>,
+    /// An image to open.
+    pub image_wish: Option<ImageWish>,
     /// Id and name of the image being decoded.
     pub image_pending: Option<(u64, String)>,
     /// The image shown.
     pub image: Option<Rc<LoadedImage>>,
     /// Last image error.
     pub image_error: Option<String>,
-    /// The explanation in flight.
+    /// The explanation.
     pub run: RunState,
     /// Last explanation error.
     pub run_error: Option<String>,
+    /// Why the typed custom size was not taken.
+    pub size_error: Option<String>,
     /// The last result (kept when a later run fails).
     pub result: Option<Rc<RunResult>>,
     /// Id of the image the result belongs to.
@@ -141,34 +184,45 @@ pub struct State {
     pub selected: usize,
     /// Cache Storage.
     pub cache: CacheState,
-    /// Run as soon as model and image are ready (URL contract; new image after a run).
-    pub autorun: bool,
     /// The worker died (message); the UI offers a restart.
     pub worker_error: Option<String>,
+    /// Increases with every (re)start of the worker.
+    pub worker: u64,
 }
 
 impl State {
-    /// Initial state from the address's parameters.
-    pub fn new(params: Params, warnings: Vec<String>) -> Self {
-        let autorun = params.image.is_some() && params.query().is_some();
+    /// Initial state from the address's parameters: the image it names (or the first sample)
+    /// is wanted at once, and a run too when it also names a query.
+    pub fn new(params: Params, warnings: Vec<String>, first_sample: &str) -> Self {
+        let run = if params.image.is_some() && matches!(params.query(), Some(Ok(_))) {
+            RunState::Wanted
+        } else {
+            RunState::Idle
+        };
+        let image = params.image.clone().unwrap_or_else(|| first_sample.into());
         Self {
             params,
             warnings,
             device: DeviceState::Starting,
             model: ModelState::Idle,
             model_error: None,
+            image_wish: Some(ImageWish {
+                serial: 1,
+                source: ImageSource::Url(image),
+            }),
             image_pending: None,
             image: None,
             image_error: None,
-            run: RunState::Idle,
+            run,
             run_error: None,
+            size_error: None,
             result: None,
             result_image: 0,
             last_error: None,
             selected: 0,
             cache: CacheState::default(),
-            autorun,
             worker_error: None,
+            worker: 1,
         }
     }
 
@@ -180,17 +234,52 @@ impl State {
         }
     }
 
-    /// Whether a Run can be sent now.
+    /// Whether a run can be sent now.
     pub fn can_run(&self) -> bool {
         self.model_info().is_some() && self.image.is_some() && self.worker_error.is_none()
+    }
+
+    /// The loaded model's patch and largest input side, or the default model's before one
+    /// loads (ViT-B/16, no device limit known yet).
+    pub fn input_limits(&self) -> (usize, usize) {
+        match self.model_info() {
+            Some(info) => (info.patch, info.max_side),
+            None => (DEFAULT_PATCH, clip_core::input::preprocess::MAX_INPUT_SIDE),
+        }
+    }
+
+    /// The result for the image shown, if any.
+    pub fn shown_result(&self) -> Option<Rc<RunResult>> {
+        let image = self.image.as_ref()?;
+        self.result
+            .clone()
+            .filter(|_| image.id == self.result_image)
     }
 }
 
 /// Everything that changes the state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// The controls changed.
-    SetParams(Params),
+    /// A control changed.
+    Edit(Edit),
+    /// The user typed a custom input size (`H` or `HxW`).
+    TypeSize(String),
+    /// The user asked for the model at a URL.
+    LoadModelUrl(String),
+    /// The user picked or dropped model files.
+    LoadModelFiles(Rc<Vec<File>>),
+    /// The address (or the cache) says the current model should load by itself.
+    AutoLoadModel,
+    /// The user opened an image.
+    OpenImage(ImageSource),
+    /// The user asked for an explanation.
+    Run,
+    /// Show label `i` large.
+    Select(usize),
+    /// Hide the address warnings.
+    DismissWarnings,
+    /// The user asked for a new worker.
+    RestartWorker,
     /// A model load was sent.
     ModelRequested {
         /// Request id.
@@ -225,18 +314,10 @@ pub enum Action {
         /// The image it is about.
         image: u64,
     },
-    /// The page refused to send one (e.g. no labels).
-    RunRefused(String),
     /// A worker message (other than `Image`, which carries pixels).
     Worker(Response),
-    /// Show label `i` large.
-    Select(usize),
     /// The worker died.
     WorkerDied(String),
-    /// A new worker was started.
-    WorkerRestarted,
-    /// Hide the address warnings.
-    DismissWarnings,
 }
 
 impl Reducible for State {
@@ -245,7 +326,58 @@ impl Reducible for State {
     fn reduce(self: Rc<Self>, action: Action) -> Rc<Self> {
         let mut s = (*self).clone();
         match action {
-            Action::SetParams(params) => s.params = params,
+            Action::Edit(edit) => s.edit(edit),
+            Action::TypeSize(text) => {
+                let (patch, max_side) = s.input_limits();
+                let checked = parse_size(&text)
+                    .ok_or_else(|| "Type a size such as 448 or 224x320.".to_string())
+                    .and_then(|size| check_size(size, patch, max_side).map(|()| size));
+                match checked {
+                    Ok(size) => {
+                        s.params.size = size;
+                        s.size_error = None;
+                    }
+                    Err(why) => s.size_error = Some(why),
+                }
+            }
+            Action::LoadModelUrl(url) => {
+                let url = if url.is_empty() {
+                    DEFAULT_MODEL.to_string()
+                } else {
+                    url
+                };
+                s.params.model = url.clone();
+                s.model = ModelState::Wanted(ModelWish::Url(url));
+            }
+            Action::LoadModelFiles(files) => s.model = ModelState::Wanted(ModelWish::Files(files)),
+            Action::AutoLoadModel => {
+                if s.model == ModelState::Idle {
+                    s.model = ModelState::Wanted(ModelWish::Url(s.params.model.clone()));
+                }
+            }
+            Action::OpenImage(source) => {
+                // A local image cannot be part of a share link; a URL is.
+                s.params.image = match &source {
+                    ImageSource::Url(url) => Some(url.clone()),
+                    ImageSource::File(_) | ImageSource::Bytes(..) => None,
+                };
+                let serial = s.image_wish.as_ref().map_or(1, |w| w.serial + 1);
+                s.image_wish = Some(ImageWish { serial, source });
+            }
+            Action::Run => s.run_asked(),
+            Action::Select(i) => s.selected = i,
+            Action::DismissWarnings => s.warnings.clear(),
+            Action::RestartWorker => {
+                s.worker += 1;
+                s.worker_error = None;
+                s.device = DeviceState::Starting;
+                // The new worker holds nothing: the model at the address loads again (picked
+                // files wait for a pick), and the worker hook sends the last image again.
+                s.model = match &self.model {
+                    ModelState::Wanted(wish) => ModelState::Wanted(wish.clone()),
+                    _ => ModelState::Wanted(ModelWish::Url(s.params.model.clone())),
+                };
+            }
             Action::ModelRequested { id, name } => {
                 s.model = ModelState::Loading {
                     id,
@@ -273,7 +405,9 @@ impl Reducible for State {
                     return self; // an older image finished after a newer one was picked
                 };
                 // A new picture after a result: explain it the same way straight away.
-                s.autorun |= s.result.is_some();
+                if s.result.is_some() && s.run == RunState::Idle {
+                    s.run = RunState::Wanted;
+                }
                 s.image = Some(Rc::new(LoadedImage {
                     id,
                     name,
@@ -289,15 +423,8 @@ impl Reducible for State {
                     progress: Progress::start(),
                 };
                 s.run_error = None;
-                s.autorun = false;
-            }
-            Action::RunRefused(message) => {
-                s.run_error = Some(message.clone());
-                s.autorun = false;
-                s.error(message);
             }
             Action::Worker(response) => s.apply(response),
-            Action::Select(i) => s.selected = i,
             Action::WorkerDied(message) => {
                 s.worker_error = Some(message.clone());
                 s.error(message);
@@ -305,8 +432,6 @@ impl Reducible for State {
                 s.run = RunState::Idle;
                 s.device = DeviceState::Starting;
             }
-            Action::WorkerRestarted => s.worker_error = None,
-            Action::DismissWarnings => s.warnings.clear(),
         }
         Rc::new(s)
     }
@@ -318,9 +443,50 @@ impl State {
         self.last_error = Some((n, message));
     }
 
+    fn refuse(&mut self, message: String) {
+        self.run = RunState::Idle;
+        self.run_error = Some(message.clone());
+        self.error(message);
+    }
+
+    fn edit(&mut self, edit: Edit) {
+        let reload = matches!(edit, Edit::Quant(q) if q != self.params.quant);
+        self.params.apply(edit);
+        // A model from this address reloads at the new precision; files wait for a pick.
+        if reload
+            && let ModelState::Ready(info) = &self.model
+            && info.scheme != self.params.quant
+            && is_from(info, &self.params.model)
+        {
+            self.model = ModelState::Wanted(ModelWish::Url(self.params.model.clone()));
+        }
+    }
+
+    fn run_asked(&mut self) {
+        match self.params.query() {
+            None => self.refuse("Nothing to explain: type a text, or at least one label.".into()),
+            Some(Err(message)) => self.refuse(message),
+            Some(Ok(_)) if self.image.is_none() => self.refuse("Pick an image first.".into()),
+            Some(Ok(_)) if self.model_info().is_none() => self.refuse("Load a model first.".into()),
+            Some(Ok(_)) => {
+                self.run = RunState::Wanted;
+                self.run_error = None;
+            }
+        }
+    }
+
     fn apply(&mut self, response: Response) {
         match response {
             Response::Device { kind, note } => self.device = DeviceState::Ready { kind, note },
+            Response::DeviceLost { reason } => {
+                self.device = DeviceState::Ready {
+                    kind: DeviceKind::Webgpu,
+                    note: Some(format!(
+                        "The GPU device was lost ({reason}). The next run starts it again and \
+                         reloads the model from the cache."
+                    )),
+                };
+            }
             Response::Progress {
                 id,
                 task,
@@ -332,19 +498,20 @@ impl State {
                     done,
                     total,
                 };
-                match &mut self.model {
-                    ModelState::Loading {
-                        id: m, progress, ..
-                    } if *m == id => *progress = update,
-                    _ => {
-                        if let RunState::Running {
+                match (&mut self.model, &mut self.run) {
+                    (
+                        ModelState::Loading {
+                            id: m, progress, ..
+                        },
+                        _,
+                    ) if *m == id => *progress = update,
+                    (
+                        _,
+                        RunState::Running {
                             id: r, progress, ..
-                        } = &mut self.run
-                            && *r == id
-                        {
-                            *progress = update;
-                        }
-                    }
+                        },
+                    ) if *r == id => *progress = update,
+                    _ => {}
                 }
             }
             Response::ModelReady { id, info } => {
@@ -360,45 +527,13 @@ impl State {
                 {
                     self.run = RunState::Idle;
                     self.result_image = image;
-                    let labels = run.explanation.labels.len();
-                    if self.selected >= labels {
+                    if self.selected >= run.explanation.labels.len() {
                         self.selected = 0;
                     }
                     self.result = Some(Rc::new(*run));
                 }
             }
-            Response::Failed { id, scope, message } => match scope {
-                Scope::Device => {
-                    self.device = DeviceState::Failed(message.clone());
-                    self.error(message);
-                }
-                Scope::Model => {
-                    if matches!(self.model, ModelState::Loading { id: m, .. } if m == id) {
-                        self.model = ModelState::Idle;
-                        self.model_error = Some(message.clone());
-                        self.autorun = false;
-                        self.error(message);
-                    }
-                }
-                Scope::Image => {
-                    if self.image_pending.as_ref().is_some_and(|(p, _)| *p == id) {
-                        self.image_pending = None;
-                        self.image_error = Some(message.clone());
-                        self.error(message);
-                    }
-                }
-                Scope::Explain => {
-                    if matches!(self.run, RunState::Running { id: r, .. } if r == id) {
-                        self.run = RunState::Idle;
-                        self.run_error = Some(message.clone());
-                        self.error(message);
-                    }
-                }
-                Scope::Cache | Scope::Protocol => {
-                    self.run_error = Some(message.clone());
-                    self.error(message);
-                }
-            },
+            Response::Failed { id, scope, message } => self.failed(id, scope, message),
             Response::Cache { bytes, urls } => {
                 self.cache = CacheState {
                     bytes,
@@ -408,19 +543,83 @@ impl State {
             }
         }
     }
+
+    fn failed(&mut self, id: u64, scope: Scope, message: String) {
+        match scope {
+            Scope::Device => {
+                self.device = DeviceState::Failed(message.clone());
+                self.error(message);
+            }
+            Scope::Model => {
+                if matches!(self.model, ModelState::Loading { id: m, .. } if m == id) {
+                    self.model = ModelState::Idle;
+                    self.model_error = Some(message.clone());
+                    // A run that waited for this model will not happen.
+                    if self.run == RunState::Wanted {
+                        self.run = RunState::Idle;
+                    }
+                    self.error(message);
+                }
+            }
+            Scope::Image => {
+                if self.image_pending.as_ref().is_some_and(|(p, _)| *p == id) {
+                    self.image_pending = None;
+                    self.image_error = Some(message.clone());
+                    self.error(message);
+                }
+            }
+            Scope::Explain => {
+                if matches!(self.run, RunState::Running { id: r, .. } if r == id) {
+                    self.refuse(message);
+                }
+            }
+            Scope::Cache | Scope::Protocol => {
+                self.run_error = Some(message.clone());
+                self.error(message);
+            }
+        }
+    }
+}
+
+/// Whether `info` is the model at `address` (the worker names it by its absolute URL).
+fn is_from(info: &ModelInfo, address: &str) -> bool {
+    info.name.ends_with(address.trim_start_matches("./"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clip_core::weights::pack::Scheme;
+
+    const SAMPLE: &str = "www/samples/astronaut.jpg";
 
     fn reduce(state: State, action: Action) -> State {
         (*Rc::new(state).reduce(action)).clone()
     }
 
+    fn fresh() -> State {
+        State::new(Params::default(), vec![], SAMPLE)
+    }
+
+    fn info(scheme: Scheme) -> ModelInfo {
+        ModelInfo {
+            name: "http://h/models/tiny".into(),
+            architecture: "ViT-B/16".into(),
+            bytes: 1.0,
+            scheme,
+            sizes: vec![],
+            cached: false,
+            download_ms: 0.0,
+            upload_ms: 0.0,
+            patch: 16,
+            max_side: 640,
+            memory_bytes: 0.0,
+        }
+    }
+
     #[test]
     fn stale_results_and_failures_are_ignored() {
-        let mut s = State::new(Params::default(), vec![]);
+        let mut s = fresh();
         s = reduce(s, Action::RunRequested { id: 2, image: 1 });
         let failed = |id| {
             Action::Worker(Response::Failed {
@@ -442,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_failed_model_load_keeps_the_message_and_allows_another() {
-        let mut s = State::new(Params::default(), vec![]);
+        let mut s = fresh();
         s = reduce(
             s,
             Action::ModelRequested {
@@ -471,12 +670,103 @@ mod tests {
     }
 
     #[test]
-    fn the_url_contract_arms_autorun_only_with_image_and_query() {
-        let (p, _) = Params::from_pairs([("image", "a.png"), ("labels", "cat")]);
-        assert!(State::new(p, vec![]).autorun);
-        let (p, _) = Params::from_pairs([("image", "a.png"), ("labels", " ")]);
-        assert!(!State::new(p, vec![]).autorun);
-        let (p, _) = Params::from_pairs([("labels", "cat")]);
-        assert!(!State::new(p, vec![]).autorun);
+    fn the_url_contract_wants_a_run_only_with_image_and_query() {
+        let wanted = |pairs: &[(&str, &str)]| {
+            let (p, _) = Params::from_pairs(pairs.iter().copied());
+            State::new(p, vec![], SAMPLE).run == RunState::Wanted
+        };
+        assert!(wanted(&[("image", "a.png"), ("labels", "cat")]));
+        assert!(!wanted(&[("image", "a.png"), ("labels", " ")]));
+        assert!(!wanted(&[("labels", "cat")]));
+    }
+
+    #[test]
+    fn edits_apply_to_the_current_state_one_after_another() {
+        // Two edits dispatched before any re-render: neither is lost (each applies to the
+        // state the previous one left, not to a copy taken when the callback was made).
+        let mut s = fresh();
+        s = reduce(s, Action::Edit(Edit::Labels("cat, dog".into())));
+        s = reduce(s, Action::Edit(Edit::Opacity(0.3)));
+        assert_eq!(s.params.labels, "cat, dog");
+        assert_eq!(s.params.opacity, 0.3);
+        s = reduce(s, Action::Edit(Edit::Opacity(7.0)));
+        assert_eq!(s.params.opacity, 1.0);
+    }
+
+    #[test]
+    fn a_run_is_refused_with_the_reason_or_wanted() {
+        let mut s = fresh();
+        s = reduce(s, Action::Run);
+        assert_eq!(s.run_error.as_deref(), Some("Pick an image first."));
+        s = reduce(s, Action::Edit(Edit::Labels("cat, cat".into())));
+        s = reduce(s, Action::Run);
+        assert!(
+            s.run_error.as_deref().unwrap().contains("given twice"),
+            "{s:?}"
+        );
+        s.image = Some(Rc::new(LoadedImage {
+            id: 1,
+            name: "a".into(),
+            picture: Rc::new(Picture::new(1, 1, vec![0; 4]).unwrap()),
+            thumb: Rc::new(Picture::new(1, 1, vec![0; 4]).unwrap()),
+            original_hw: [1, 1],
+        }));
+        s.model = ModelState::Ready(Rc::new(info(Scheme::Int8)));
+        s = reduce(s, Action::Edit(Edit::Labels("cat, dog".into())));
+        s = reduce(s, Action::Run);
+        assert_eq!(
+            (s.run.clone(), s.run_error.clone()),
+            (RunState::Wanted, None)
+        );
+    }
+
+    #[test]
+    fn a_typed_size_is_taken_only_if_the_model_and_device_allow_it() {
+        let mut s = fresh();
+        s.model = ModelState::Ready(Rc::new(info(Scheme::Int8))); // patch 16, up to 640
+        s = reduce(s, Action::TypeSize("320x480".into()));
+        assert_eq!((s.params.size, s.size_error.clone()), ([320, 480], None));
+        s = reduce(s, Action::TypeSize("704".into()));
+        assert_eq!(s.params.size, [320, 480]);
+        assert!(s.size_error.as_deref().unwrap().contains("At most 640"));
+        s = reduce(s, Action::TypeSize("330".into()));
+        assert!(s.size_error.as_deref().unwrap().contains("multiples of 16"));
+        s = reduce(s, Action::TypeSize("huge".into()));
+        assert!(s.size_error.as_deref().unwrap().contains("such as 448"));
+    }
+
+    #[test]
+    fn a_new_precision_reloads_a_model_from_this_address() {
+        let (p, _) = Params::from_pairs([("model", "models/tiny")]);
+        let mut s = State::new(p, vec![], SAMPLE);
+        s.model = ModelState::Ready(Rc::new(info(Scheme::Int8)));
+        s = reduce(s, Action::Edit(Edit::Quant(Scheme::Q4)));
+        assert_eq!(
+            s.model,
+            ModelState::Wanted(ModelWish::Url("models/tiny".into()))
+        );
+    }
+
+    #[test]
+    fn a_lost_device_is_said_and_a_restart_wants_the_model_again() {
+        let mut s = fresh();
+        s.model = ModelState::Ready(Rc::new(info(Scheme::Int8)));
+        s = reduce(
+            s,
+            Action::Worker(Response::DeviceLost {
+                reason: "destroyed".into(),
+            }),
+        );
+        assert!(
+            matches!(&s.device, DeviceState::Ready { note: Some(n), .. } if n.contains("destroyed"))
+        );
+        s.params.model = "models/tiny".into();
+        s = reduce(s, Action::WorkerDied("gone".into()));
+        s = reduce(s, Action::RestartWorker);
+        assert_eq!(s.worker, 2);
+        assert_eq!(
+            s.model,
+            ModelState::Wanted(ModelWish::Url("models/tiny".into()))
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures`.
+//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures | fuzz`.
 //!
 //! `setup` installs what the other commands need on a fresh Debian machine and is quick when
 //! everything is there already; `test`, `serve` and `build` run the parts of it they need.
@@ -11,7 +11,7 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_VERSION: &str = "132.0.0";
-const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures>
+const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures | fuzz>
 
   setup      install the toolchain pieces (wasm32 target, trunk, wasm-bindgen-cli, wasm-opt,
              Mesa lavapipe for native wgpu tests); quick when already done
@@ -19,7 +19,11 @@ const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures
              then the browser tests of the built app (chromium + playwright-core)
   serve      build the web app and serve it at http://127.0.0.1:8080
   build      build the web app into dist/ (static files for any host)
-  fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)";
+  fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)
+  fuzz [TARGET…] [--seconds N]
+             run the fuzz targets under libFuzzer (nightly + cargo-fuzz, installed if missing),
+             N seconds each (default 600); every `cargo xtask test` runs a bounded smoke
+             version of them";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -29,6 +33,7 @@ fn main() -> ExitCode {
         Some("serve") => serve(),
         Some("build") => build(),
         Some("fixtures") => fixtures(),
+        Some("fuzz") => fuzz(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -249,6 +254,8 @@ fn test() -> Result {
         "-p",
         "clip-core",
         "-p",
+        "clip-protocol",
+        "-p",
         "clip-surgery-web",
         "-p",
         "clip-surgery-worker",
@@ -264,11 +271,15 @@ fn test() -> Result {
         "-p",
         "clip-core",
         "-p",
+        "clip-protocol",
+        "-p",
         "clip-cli",
         "-p",
         "clip-surgery-web",
         "-p",
         "clip-surgery-worker",
+        "-p",
+        "clip-fuzz",
         "-p",
         "xtask",
     ]);
@@ -356,6 +367,103 @@ fn fixtures() -> Result {
     Ok(())
 }
 
+/// The nightly cargo-fuzz builds with (sanitizers need one); pinned by date so that a run here
+/// and a run elsewhere build the same way.
+const FUZZ_NIGHTLY: &str = "nightly-2026-05-19";
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+const FUZZ_TARGETS: [&str; 6] = [
+    "safetensors",
+    "config_json",
+    "manifest",
+    "shard",
+    "image",
+    "url_params",
+];
+
+/// The pinned nightly: installed under its dated name, or as `nightly` if that is the same
+/// build (machines here come with it); installed otherwise.
+fn fuzz_toolchain() -> Result<String> {
+    let date = FUZZ_NIGHTLY.trim_start_matches("nightly-");
+    for name in [FUZZ_NIGHTLY, "nightly"] {
+        let version = output("rustc", &[&format!("+{name}"), "-V"]).unwrap_or_default();
+        if version.contains(date) {
+            return Ok(name.to_string());
+        }
+    }
+    run(Command::new("rustup").args([
+        "toolchain",
+        "install",
+        FUZZ_NIGHTLY,
+        "--profile",
+        "minimal",
+    ]))?;
+    Ok(FUZZ_NIGHTLY.to_string())
+}
+
+/// `cargo xtask fuzz [TARGET…] [--seconds N]`: libFuzzer on each target for N seconds, starting
+/// from the seeds `clip-fuzz` writes; crashes land in `fuzz/artifacts/<target>/`.
+fn fuzz(args: &[String]) -> Result {
+    let mut seconds = "600".to_string();
+    let mut targets = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--seconds" => seconds = args.next().ok_or("--seconds needs a value")?.clone(),
+            t if FUZZ_TARGETS.contains(&t) => targets.push(t.to_string()),
+            other => return Err(format!("unknown fuzz target or flag {other:?}\n\n{USAGE}")),
+        }
+    }
+    if targets.is_empty() {
+        targets = FUZZ_TARGETS.iter().map(|t| t.to_string()).collect();
+    }
+    let toolchain = fuzz_toolchain()?;
+    let have = output("cargo", &["fuzz", "--version"]).unwrap_or_default();
+    if !have.contains(CARGO_FUZZ_VERSION) {
+        run(cargo().args([
+            "install",
+            "cargo-fuzz",
+            "--version",
+            CARGO_FUZZ_VERSION,
+            "--locked",
+        ]))?;
+    }
+    let fuzz_dir = root().join("fuzz");
+    let corpus = fuzz_dir.join("corpus");
+    run(cargo()
+        .args([
+            "run",
+            "--locked",
+            "--release",
+            "-p",
+            "clip-fuzz",
+            "--example",
+            "seeds",
+            "--",
+        ])
+        .arg(&corpus))?;
+    for target in &targets {
+        let mut fuzz = Command::new("cargo");
+        // libFuzzer adds what it finds to the first folder; the committed regressions (a folder
+        // git has only once a target has one) are read as well.
+        fuzz.arg(format!("+{toolchain}"))
+            .args(["fuzz", "run", target])
+            .arg(corpus.join(target));
+        let regressions = root().join("crates/clip-fuzz/corpus").join(target);
+        if regressions.is_dir() {
+            fuzz.arg(regressions);
+        }
+        run(fuzz
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-rss_limit_mb=4096",
+            ])
+            .current_dir(&fuzz_dir)
+            .env("PATH", tool_path()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,5 +477,17 @@ mod tests {
         );
         let trunk_toml = std::fs::read_to_string(root().join("Trunk.toml")).unwrap();
         assert!(trunk_toml.contains(&format!("wasm_bindgen = \"{v}\"")));
+    }
+
+    #[test]
+    fn fuzz_targets_are_the_harnesses() {
+        let manifest = std::fs::read_to_string(root().join("fuzz/Cargo.toml")).unwrap();
+        let harnesses: Vec<&str> = manifest
+            .lines()
+            .filter_map(|l| l.strip_prefix("name = \""))
+            .filter_map(|l| l.strip_suffix('"'))
+            .filter(|name| *name != "clip-surgery-fuzz")
+            .collect();
+        assert_eq!(harnesses, FUZZ_TARGETS, "fuzz/Cargo.toml's [[bin]]s");
     }
 }

@@ -4,12 +4,15 @@
 //! machine). int8/q4 weights stay quantized on the device; f16 is dequantized at load.
 //! `cargo bench -p clip-cli --bench quantized`.
 
-use clip_core::burn::tensor::{Device, Tensor, TensorData};
-use clip_core::explain::read_back;
-use clip_core::pack::{MAX_SHARD_BYTES, Pack, Scheme};
-use clip_core::prompts::encode_ensembles;
-use clip_core::weights::RandomWeights;
-use clip_core::{Clip, ClipConfig, ClipTokenizer, Method};
+use burn::tensor::{Device, Tensor, TensorData};
+use clip_core::config::ClipConfig;
+use clip_core::input::query::Method;
+use clip_core::input::tokenizer::ClipTokenizer;
+use clip_core::model::Clip;
+use clip_core::surgery::explain::read_back;
+use clip_core::surgery::prompts::encode_ensembles;
+use clip_core::weights::pack::{MAX_SHARD_BYTES, Pack, Scheme};
+use clip_core::weights::random::RandomWeights;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../../www/tokenizer.json");

@@ -2,12 +2,15 @@
 //! surgery image encode at 224 and 512, the 85-prompt ensemble for one class, and feature
 //! surgery + maps for 59 classes at 512. `cargo bench -p clip-cli`.
 
-use clip_core::burn::tensor::{Tensor, TensorData};
-use clip_core::explain::read_back;
-use clip_core::maps::{column, similarity_map};
-use clip_core::prompts::encode_ensembles;
-use clip_core::surgery::feature_surgery;
-use clip_core::{Clip, ClipConfig, ClipTokenizer, Method};
+use burn::tensor::{Tensor, TensorData};
+use clip_core::config::ClipConfig;
+use clip_core::input::query::Method;
+use clip_core::input::tokenizer::ClipTokenizer;
+use clip_core::model::Clip;
+use clip_core::output::maps::{column, similarity_map};
+use clip_core::surgery::explain::read_back;
+use clip_core::surgery::feature::feature_surgery;
+use clip_core::surgery::prompts::encode_ensembles;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 const TOKENIZER_JSON: &[u8] = include_bytes!("../../../www/tokenizer.json");
@@ -49,7 +52,7 @@ fn benches(c: &mut Criterion) {
     let tokens = tokens.reshape([n, e]);
     let text = clip_core::model::l2_normalize(Tensor::<2>::random(
         [59, e],
-        clip_core::burn::tensor::Distribution::Normal(0.0, 1.0),
+        burn::tensor::Distribution::Normal(0.0, 1.0),
         &device,
     ));
     group.bench_function("feature_surgery_and_maps_59_classes_512", |b| {

@@ -1,18 +1,28 @@
 //! `clip-surgery`: CLIP Surgery on the command line — explain what CLIP looks at in a picture,
 //! tokenize text, on the CPU or natively on wgpu. Same core as the web app.
 
+mod files;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
-use clip_core::burn::tensor::Device;
-use clip_core::colormap::{Colormap, overlay};
-use clip_core::maps::similarity_map;
-use clip_core::pack::{MANIFEST, MAX_SHARD_BYTES, Manifest, Pack, Scheme};
-use clip_core::weights::{Checkpoint, RandomWeights};
-use clip_core::{Clip, ClipConfig, ClipTokenizer, Explanation, Method, Query, Stage};
+use clip_core::config::ClipConfig;
+use clip_core::input::preprocess::{Preprocessed, preprocess};
+use clip_core::input::query::{Method, Query};
+use clip_core::input::tokenizer::ClipTokenizer;
+use clip_core::model::Clip;
+use clip_core::output::colormap::{Colormap, overlay};
+use clip_core::output::explanation::Explanation;
+use clip_core::surgery::explain::{Stage, explain};
+use clip_core::weights::checkpoint::Checkpoint;
+use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
+use clip_core::weights::pack::{MANIFEST, MAX_SHARD_BYTES, Pack, Scheme};
+use clip_core::weights::random::RandomWeights;
+use clip_core::weights::source::WeightSource;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The CLIP BPE vocabulary (built by `tests/reference/make_tokenizer.py`; not a model).
@@ -84,6 +94,10 @@ enum Command {
         /// Compute device.
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
+        /// Quantize a checkpoint on load (as `convert` would, without writing the pack); a pack
+        /// keeps its own scheme. f32 runs the checkpoint as it is.
+        #[arg(long, default_value = "f32")]
+        quant: Scheme,
         /// A tokenizer.json other than the built-in CLIP BPE.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
@@ -185,6 +199,7 @@ fn run(cli: Cli) -> Result<()> {
             opacity,
             json,
             device,
+            quant,
             tokenizer,
         } => {
             let query = match (&text, &labels) {
@@ -203,11 +218,13 @@ fn run(cli: Cli) -> Result<()> {
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
             let bytes =
                 std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
-            let (picture, pre) = clip_core::preprocess::preprocess(&bytes, input_hw)
+            let (picture, pre) = preprocess(&bytes, input_hw)
                 .with_context(|| format!("image {}", image.display()))?;
             let device = device.open()?;
-            let spinner = spinner("loading model");
-            let clip = load_model(&model, &device)?;
+            let loaded = open_with_progress(&model, quant)?;
+            let spinner = spinner("uploading the weights");
+            let clip = Clip::from_weights(&loaded.weights, &device)
+                .with_context(|| format!("loading {}", model.display()))?;
             spinner.finish_and_clear();
             let explanation = explain_with_progress(&clip, &tokenizer, &pre, &query, method)?;
             for label in &explanation.truncated {
@@ -256,78 +273,62 @@ impl DeviceArg {
     }
 }
 
-/// A checkpoint's bytes and config: a model directory (`config.json` + `model.safetensors`)
-/// or a lone `.safetensors` file (OpenAI naming, config inferred).
-fn read_checkpoint(path: &Path) -> Result<(Vec<u8>, Option<ClipConfig>)> {
-    let (weights, config) = if path.is_dir() {
-        let config = path.join("config.json");
-        let config = if config.exists() {
-            let json = std::fs::read_to_string(&config)
-                .with_context(|| format!("reading {}", config.display()))?;
-            Some(ClipConfig::from_hf_json(&json).with_context(|| config.display().to_string())?)
-        } else {
-            None
-        };
-        (path.join("model.safetensors"), config)
-    } else {
-        (path.to_path_buf(), None)
-    };
-    let bytes =
-        std::fs::read(&weights).with_context(|| format!("reading {}", weights.display()))?;
-    Ok((bytes, config))
-}
-
-/// A weight pack directory: the manifest, then every shard checked as it is read.
-fn read_pack(dir: &Path) -> Result<Pack> {
-    let path = dir.join(MANIFEST);
-    let json =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let manifest = Manifest::parse(&json).with_context(|| path.display().to_string())?;
-    let shards = manifest
-        .shards
-        .iter()
-        .map(|s| {
-            let path = dir.join(&s.file);
-            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Pack::from_shards(manifest, shards).with_context(|| format!("loading {}", dir.display()))
-}
-
-/// A weight pack directory, a model directory, or a lone `.safetensors` file.
-fn load_model(path: &Path, device: &Device) -> Result<Clip> {
-    if path.join(MANIFEST).is_file() {
-        return Ok(Clip::from_pack(&read_pack(path)?, device)?);
-    }
-    let (bytes, config) = read_checkpoint(path)?;
-    Clip::from_safetensors(&bytes, config, device)
-        .with_context(|| format!("loading {}", path.display()))
-}
-
-fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
-    if from.join(MANIFEST).is_file() {
-        bail!(
-            "{} is already a weight pack; convert from the original checkpoint",
-            from.display()
-        );
-    }
-    let (bytes, config) = read_checkpoint(from)?;
+/// A file-sized progress bar.
+fn bar(message: String) -> ProgressBar {
     let bar = ProgressBar::new(1).with_style(
-        ProgressStyle::with_template("{msg:12} [{bar:30}] {percent:>3}% {elapsed}")
+        ProgressStyle::with_template("{msg:32} [{bar:30}] {bytes}/{total_bytes} {elapsed}")
             .expect("static template")
             .progress_chars("=> "),
     );
-    bar.set_message(format!("→ {scheme}"));
-    let source = from
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let pack = Pack::from_checkpoint(&bytes, config, scheme, &source, &mut |done, total| {
-        bar.set_length(total);
+    bar.set_message(message);
+    bar
+}
+
+/// Runs the loading pipeline on `path` with a progress bar per file.
+fn open_with_progress(path: &Path, quant: Scheme) -> Result<Loaded> {
+    let bar = bar(String::new());
+    let loaded = files::open(path, quant, &mut |progress| {
+        let (message, done, total) = match progress {
+            LoadProgress::File { name, done, total } => (format!("reading {name}"), done, total),
+            LoadProgress::Convert {
+                scheme,
+                done,
+                total,
+            } => (format!("reading and converting to {scheme}"), done, total),
+        };
+        bar.set_message(message);
+        bar.set_length(total.unwrap_or(done).max(1));
         bar.set_position(done);
-    })
-    .with_context(|| format!("converting {}", from.display()))?;
+    });
     bar.finish_and_clear();
+    loaded.with_context(|| format!("loading {}", path.display()))
+}
+
+fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
+    let loaded = open_with_progress(from, scheme)?;
+    let pack = match loaded.weights {
+        _ if loaded.found == Found::Pack => bail!(
+            "{} is already a weight pack; convert from the original checkpoint",
+            from.display()
+        ),
+        Weights::Pack(pack) => pack,
+        // f32: the pipeline keeps a checkpoint as it is; shard it here.
+        Weights::Checkpoint { bytes, config } => {
+            let source = files::address(from).weights();
+            let name = Path::new(&source)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Pack::build(
+                &Checkpoint::parse(&bytes)?,
+                &config,
+                scheme,
+                &name,
+                MAX_SHARD_BYTES,
+                &mut |_, _| {},
+            )?
+        }
+    };
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     // A stale manifest must not describe the new shards while they are being written.
     let manifest = to.join(MANIFEST);
@@ -341,12 +342,13 @@ fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
     }
     std::fs::write(&manifest, pack.manifest_json())
         .with_context(|| format!("writing {}", manifest.display()))?;
+    let checkpoint = std::fs::metadata(files::address(from).weights()).map_or(0, |m| m.len());
     println!(
         "{}: {scheme}, {} shards, {:.1} MB (checkpoint {:.1} MB)",
         to.display(),
         pack.shards.len(),
         pack.manifest.total_bytes() as f64 / 1e6,
-        bytes.len() as f64 / 1e6
+        checkpoint as f64 / 1e6
     );
     Ok(())
 }
@@ -363,21 +365,25 @@ fn eval(
     let device = device.open()?;
     let tokenizer = load_tokenizer(None)?;
     let query = Query::labels(labels)?;
-    let checkpoint;
-    let (source, config): (Box<dyn clip_core::weights::WeightSource>, ClipConfig) =
-        match model.strip_prefix("random:") {
-            Some(preset) => (
-                Box::new(RandomWeights::new(0)),
-                ClipConfig::preset(preset).with_context(|| format!("unknown preset {preset:?}"))?,
-            ),
-            None => {
-                let (bytes, config) = read_checkpoint(Path::new(model))?;
-                checkpoint = bytes;
-                let ckpt = Checkpoint::parse(&checkpoint)?;
-                let config = ckpt.config(config)?;
-                (Box::new(ckpt), config)
+    let loaded;
+    let (source, config): (Box<dyn WeightSource>, ClipConfig) = match model.strip_prefix("random:")
+    {
+        Some(preset) => (
+            Box::new(RandomWeights::new(0)),
+            ClipConfig::preset(preset).with_context(|| format!("unknown preset {preset:?}"))?,
+        ),
+        None => {
+            loaded = open_with_progress(Path::new(model), Scheme::F32)?;
+            match &loaded.weights {
+                Weights::Checkpoint { bytes, config } => {
+                    (Box::new(Checkpoint::parse(bytes)?), config.clone())
+                }
+                Weights::Pack(_) => {
+                    bail!("{model} is a weight pack; evaluate the checkpoint it came from")
+                }
             }
-        };
+        }
+    };
     let reference = Clip::load(source.as_ref(), config.clone(), &device)?;
     let inputs = images
         .iter()
@@ -385,13 +391,13 @@ fn eval(
         .map(|(image, size)| {
             let bytes =
                 std::fs::read(image).with_context(|| format!("reading {}", image.display()))?;
-            let (_, pre) = clip_core::preprocess::preprocess(&bytes, [size, size])?;
+            let (_, pre) = preprocess(&bytes, [size, size])?;
             let name = image.file_name().unwrap_or_default().to_string_lossy();
             Ok((format!("{name}@{size}"), pre))
         })
         .collect::<Result<Vec<_>>>()?;
     let run = |clip: &Clip, pre| {
-        pollster::block_on(clip_core::explain(
+        pollster::block_on(explain(
             clip,
             &tokenizer,
             pre,
@@ -454,7 +460,7 @@ fn spinner(message: &'static str) -> ProgressBar {
 fn explain_with_progress(
     clip: &Clip,
     tokenizer: &ClipTokenizer,
-    pre: &clip_core::preprocess::Preprocessed,
+    pre: &Preprocessed,
     query: &Query,
     method: Method,
 ) -> Result<Explanation> {
@@ -464,7 +470,7 @@ fn explain_with_progress(
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let result = pollster::block_on(clip_core::explain(
+    let result = pollster::block_on(explain(
         clip,
         tokenizer,
         pre,
@@ -494,12 +500,7 @@ fn write_overlays(
     let lut = colormap.lut();
     let hw = [picture.height() as usize, picture.width() as usize];
     for (i, label) in explanation.labels.iter().enumerate() {
-        let map = if label_is_combined(explanation, i) {
-            // Combined targets are already min-maxed means; resize without re-normalising.
-            clip_core::maps::resize_bilinear(&explanation.patch_column(i), explanation.grid, hw)
-        } else {
-            similarity_map(&explanation.patch_column(i), explanation.grid, hw)
-        };
+        let map = explanation.map(i, hw);
         let target = if explanation.labels.len() == 1 {
             path.to_path_buf()
         } else {
@@ -519,11 +520,6 @@ fn write_overlays(
         eprintln!("wrote {}", target.display());
     }
     Ok(())
-}
-
-fn label_is_combined(explanation: &Explanation, i: usize) -> bool {
-    explanation.labels.len() == 1
-        && clip_core::prompts::split_target(&explanation.labels[i]).len() > 1
 }
 
 fn print_summary(explanation: &Explanation) {

@@ -320,13 +320,14 @@ fn explain_pack(pack: &Path, out: &Path) -> Output {
 #[test]
 fn convert_then_explain_round_trip() {
     let dir = tempdir("round-trip");
-    let reference: clip_core::Explanation = serde_json::from_value(explain_json(
-        "astronaut.png",
-        "224",
-        ["--labels", "person,dog,sky"],
-        &dir.join("ref.json"),
-    ))
-    .unwrap();
+    let reference: clip_core::output::explanation::Explanation =
+        serde_json::from_value(explain_json(
+            "astronaut.png",
+            "224",
+            ["--labels", "person,dog,sky"],
+            &dir.join("ref.json"),
+        ))
+        .unwrap();
     for scheme in ["f32", "int8"] {
         let pack = dir.join(scheme);
         convert(scheme, &pack);
@@ -341,10 +342,10 @@ fn convert_then_explain_round_trip() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let got: clip_core::Explanation =
+        let got: clip_core::output::explanation::Explanation =
             serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
         if scheme == "f32" {
-            let flat = |e: &clip_core::Explanation| e.similarity.concat();
+            let flat = |e: &clip_core::output::explanation::Explanation| e.similarity.concat();
             let worst = flat(&got)
                 .iter()
                 .zip(flat(&reference))
@@ -429,4 +430,113 @@ fn broken_packs_exit_nonzero_with_a_message() {
         assert!(stderr.contains(needle), "{name}: {stderr}");
         assert!(!stderr.contains("panicked"), "{name} panicked: {stderr}");
     }
+}
+
+/// The overlay the CLI writes for one label, computed from its own `--json` by the one rule
+/// the app uses too (`Explanation::map`).
+fn expected_overlay(json: &Path, image: &Path, label: usize) -> image::RgbImage {
+    let explanation: clip_core::output::explanation::Explanation =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let picture = image::open(image).unwrap().to_rgb8();
+    let hw = [picture.height() as usize, picture.width() as usize];
+    let lut = clip_core::output::colormap::Colormap::Jet.lut();
+    clip_core::output::colormap::overlay(&picture, &explanation.map(label, hw), &lut, 0.6)
+}
+
+#[test]
+fn overlays_follow_the_one_map_rule_for_texts_and_labels_with_a_plus() {
+    let dir = tempdir("plus");
+    let image = fixtures().join("images/astronaut-224.png");
+    // A text "a+b" is a combination (drawn as the mean of min-maxed maps); a label set whose
+    // one label contains '+' is a label like any other (min-maxed).
+    for (flag, combined) in [("--text", true), ("--labels", false)] {
+        let (json, out) = (dir.join("map.json"), dir.join("map.png"));
+        let output = clip_surgery(&[
+            "explain",
+            "--model",
+            fixtures().join("tiny-clip").to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            flag,
+            "person+rocket",
+            "--json",
+            json.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(
+            written["combined"].as_bool().unwrap_or(false),
+            combined,
+            "{flag}"
+        );
+        let drawn = image::open(&out).unwrap().to_rgb8();
+        assert!(
+            drawn == expected_overlay(&json, &image, 0),
+            "{flag}: overlay differs"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_label_given_twice_is_refused() {
+    let output = clip_surgery(&[
+        "explain",
+        "--model",
+        fixtures().join("tiny-clip").to_str().unwrap(),
+        "--image",
+        fixtures()
+            .join("images/astronaut-224.png")
+            .to_str()
+            .unwrap(),
+        "--labels",
+        "cat, dog, cat",
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("\"cat\" is given twice"), "{stderr}");
+}
+
+#[test]
+fn quantizing_on_load_equals_loading_the_converted_pack() {
+    let dir = tempdir("quant-on-load");
+    let pack = dir.join("pack");
+    convert("int8", &pack);
+    let image = fixtures().join("images/astronaut-224.png");
+    let run = |model: &Path, extra: &[&str], out: &Path| {
+        let mut args = vec![
+            "explain",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            "--labels",
+            "person,rocket",
+            "--json",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let output = clip_surgery(&args);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::read_to_string(out).unwrap()
+    };
+    let on_load = run(
+        &fixtures().join("tiny-clip"),
+        &["--quant", "int8"],
+        &dir.join("a.json"),
+    );
+    let from_pack = run(&pack, &[], &dir.join("b.json"));
+    assert_eq!(on_load, from_pack);
+    std::fs::remove_dir_all(&dir).ok();
 }

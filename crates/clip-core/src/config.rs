@@ -56,6 +56,19 @@ impl TowerConfig {
                 "{tower}: sizes must be positive: {self:?}"
             )));
         }
+        if self.width > MAX_WIDTH || self.mlp_width > 4 * MAX_WIDTH || self.layers > MAX_LAYERS {
+            return Err(ClipError::Config(format!(
+                "{tower}: {} layers of width {} (feed-forward {}) is beyond any CLIP (at most \
+                 {MAX_LAYERS} layers of width {MAX_WIDTH})",
+                self.layers, self.width, self.mlp_width
+            )));
+        }
+        if !(self.layer_norm_eps > 0.0 && self.layer_norm_eps < 1.0) {
+            return Err(ClipError::Config(format!(
+                "{tower}: layer_norm_eps {} is not a small positive number",
+                self.layer_norm_eps
+            )));
+        }
         if !self.width.is_multiple_of(self.heads) {
             return Err(ClipError::Config(format!(
                 "{tower}: width {} is not divisible by {} heads",
@@ -108,57 +121,18 @@ pub struct ClipConfig {
     pub surgery_depth: usize,
 }
 
-/// How the model uses a checkpoint tensor, which decides how a weight pack may store it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// A linear layer's weight, `[out, in]` in the checkpoint: quantizable.
-    Matrix,
-    /// The token-embedding table `[vocab, width]`: quantizable, read a row at a time.
-    Table,
-    /// Everything else (norms, biases, position/class/patch embeddings, the temperature):
-    /// stays float.
-    Float,
-}
-
-/// One tensor the model reads, under its Hugging Face name.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TensorSpec {
-    /// Hugging Face `CLIPModel` key.
-    pub name: String,
-    /// Shape in a Hugging Face checkpoint.
-    pub shape: Vec<usize>,
-    /// How it is used.
-    pub role: Role,
-}
-
-fn tower_specs(out: &mut Vec<TensorSpec>, prefix: &str, tower: &TowerConfig) {
-    let (w, m) = (tower.width, tower.mlp_width);
-    let mut push =
-        |name: String, shape: Vec<usize>, role| out.push(TensorSpec { name, shape, role });
-    for i in 0..tower.layers {
-        let layer = format!("{prefix}.encoder.layers.{i}");
-        for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {
-            push(
-                format!("{layer}.self_attn.{proj}.weight"),
-                vec![w, w],
-                Role::Matrix,
-            );
-            push(
-                format!("{layer}.self_attn.{proj}.bias"),
-                vec![w],
-                Role::Float,
-            );
-        }
-        for norm in ["layer_norm1", "layer_norm2"] {
-            push(format!("{layer}.{norm}.weight"), vec![w], Role::Float);
-            push(format!("{layer}.{norm}.bias"), vec![w], Role::Float);
-        }
-        push(format!("{layer}.mlp.fc1.weight"), vec![m, w], Role::Matrix);
-        push(format!("{layer}.mlp.fc1.bias"), vec![m], Role::Float);
-        push(format!("{layer}.mlp.fc2.weight"), vec![w, m], Role::Matrix);
-        push(format!("{layer}.mlp.fc2.bias"), vec![w], Role::Float);
-    }
-}
+// Sanity bounds on a config read from a file: far above every released CLIP (ViT-bigG/14 is
+// 48 × 1664 wide, text 32 × 1280, 49 408 tokens), far below sizes whose tensors cannot exist.
+/// Widest residual stream or joint embedding accepted.
+pub const MAX_WIDTH: usize = 8192;
+/// Most blocks per tower accepted.
+pub const MAX_LAYERS: usize = 128;
+/// Largest vocabulary accepted.
+pub const MAX_VOCAB: usize = 1 << 18;
+/// Longest text context accepted.
+pub const MAX_CONTEXT: usize = 4096;
+/// Largest training resolution accepted.
+pub const MAX_IMAGE_SIZE: usize = 4096;
 
 /// The paper's default: architecture surgery on the last six ViT blocks.
 pub const DEFAULT_SURGERY_DEPTH: usize = 6;
@@ -195,66 +169,6 @@ impl ClipConfig {
             embed_dim,
             surgery_depth: DEFAULT_SURGERY_DEPTH,
         }
-    }
-
-    /// Every tensor the model reads, in checkpoint order (vision, text, projections).
-    pub fn tensor_specs(&self) -> Vec<TensorSpec> {
-        let (v, t) = (&self.vision, &self.text);
-        let (wv, wt, p) = (v.tower.width, t.tower.width, v.patch_size);
-        let g = v.grid_side();
-        let spec = |name: &str, shape: Vec<usize>, role| TensorSpec {
-            name: name.to_string(),
-            shape,
-            role,
-        };
-        let norm = |out: &mut Vec<TensorSpec>, name: &str, w: usize| {
-            out.push(spec(&format!("{name}.weight"), vec![w], Role::Float));
-            out.push(spec(&format!("{name}.bias"), vec![w], Role::Float));
-        };
-        let mut out = vec![
-            spec(
-                "vision_model.embeddings.class_embedding",
-                vec![wv],
-                Role::Float,
-            ),
-            spec(
-                "vision_model.embeddings.patch_embedding.weight",
-                vec![wv, 3, p, p],
-                Role::Float,
-            ),
-            spec(
-                "vision_model.embeddings.position_embedding.weight",
-                vec![g * g + 1, wv],
-                Role::Float,
-            ),
-        ];
-        norm(&mut out, "vision_model.pre_layrnorm", wv);
-        tower_specs(&mut out, "vision_model", &v.tower);
-        norm(&mut out, "vision_model.post_layernorm", wv);
-        out.push(spec(
-            "text_model.embeddings.token_embedding.weight",
-            vec![t.vocab_size, wt],
-            Role::Table,
-        ));
-        out.push(spec(
-            "text_model.embeddings.position_embedding.weight",
-            vec![t.context_length, wt],
-            Role::Float,
-        ));
-        tower_specs(&mut out, "text_model", &t.tower);
-        norm(&mut out, "text_model.final_layer_norm", wt);
-        out.push(spec(
-            "visual_projection.weight",
-            vec![self.embed_dim, wv],
-            Role::Matrix,
-        ));
-        out.push(spec(
-            "text_projection.weight",
-            vec![self.embed_dim, wt],
-            Role::Matrix,
-        ));
-        out.push(spec("logit_scale", vec![], Role::Float));
-        out
     }
 
     /// OpenAI ViT-B/32.
@@ -318,24 +232,32 @@ impl ClipConfig {
                 context_length: text.max_position_embeddings.unwrap_or(77),
             },
             embed_dim: raw.projection_dim.unwrap_or(512),
-            surgery_depth: DEFAULT_SURGERY_DEPTH,
+            surgery_depth: 0,
+        };
+        // The paper's depth, or every block of a shallower model.
+        let config = Self {
+            surgery_depth: DEFAULT_SURGERY_DEPTH.min(config.vision.tower.layers),
+            ..config
         };
         config.validate()?;
         Ok(config)
     }
 
-    /// Checks internal consistency (divisibility, surgery depth).
+    /// Checks internal consistency (divisibility, surgery depth) and that the sizes are those
+    /// of a model that can exist: a config comes from a server, and every size in it becomes an
+    /// allocation.
     pub fn validate(&self) -> Result<()> {
         self.vision.tower.validate("vision")?;
         self.text.tower.validate("text")?;
-        if self.vision.patch_size == 0
-            || !self
-                .vision
-                .image_size
-                .is_multiple_of(self.vision.patch_size)
+        let v = &self.vision;
+        if v.patch_size == 0
+            || v.image_size < v.patch_size
+            || v.image_size > MAX_IMAGE_SIZE
+            || !v.image_size.is_multiple_of(v.patch_size)
         {
             return Err(ClipError::Config(format!(
-                "image_size {} is not a multiple of patch_size {}",
+                "image_size {} is not a positive multiple of patch_size {} (at most \
+                 {MAX_IMAGE_SIZE})",
                 self.vision.image_size, self.vision.patch_size
             )));
         }
@@ -345,18 +267,19 @@ impl ClipConfig {
                 self.surgery_depth, self.vision.tower.layers
             )));
         }
-        if self.embed_dim == 0 || self.text.context_length == 0 || self.text.vocab_size == 0 {
-            return Err(ClipError::Config(
-                "embed_dim, context and vocab must be positive".into(),
-            ));
+        let t = &self.text;
+        let positive = self.embed_dim > 0 && t.context_length > 0 && t.vocab_size > 0;
+        let plausible = self.embed_dim <= MAX_WIDTH
+            && t.context_length <= MAX_CONTEXT
+            && t.vocab_size <= MAX_VOCAB;
+        if !(positive && plausible) {
+            return Err(ClipError::Config(format!(
+                "embed_dim {}, context {} and vocabulary {} must be positive and at most \
+                 {MAX_WIDTH}, {MAX_CONTEXT} and {MAX_VOCAB}",
+                self.embed_dim, t.context_length, t.vocab_size
+            )));
         }
         Ok(())
-    }
-
-    /// A copy with another surgery depth (0 disables architecture surgery).
-    pub fn with_surgery_depth(mut self, depth: usize) -> Self {
-        self.surgery_depth = depth;
-        self
     }
 }
 

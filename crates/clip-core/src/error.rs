@@ -45,8 +45,8 @@ pub enum ClipError {
     /// The image could not be decoded.
     #[error("cannot decode the image: {0}")]
     Image(String),
-    /// The image is larger than the decode limits allow.
-    #[error("the image is too large ({0}); the limit is {max}×{max} pixels", max = crate::preprocess::MAX_IMAGE_SIDE)]
+    /// The image is larger than the decode limits allow (the text says by how much).
+    #[error("the image is too large: {0}")]
     ImageTooLarge(String),
     /// The image has no pixels.
     #[error("the image is empty (zero width or height)")]
@@ -57,7 +57,6 @@ pub enum ClipError {
         "input size {height}×{width} is not usable: sides must be multiples of the patch size{}, \
          between 1 and {max}",
         if *patch > 0 { format!(" ({patch})") } else { String::new() },
-        max = crate::preprocess::MAX_INPUT_SIDE
     )]
     BadInputSize {
         /// Requested height.
@@ -66,13 +65,43 @@ pub enum ClipError {
         width: usize,
         /// The model's patch size.
         patch: usize,
+        /// The largest side accepted at all.
+        max: usize,
+    },
+    /// The input is larger than this device can run: attention's scores for `tokens` tokens
+    /// would not fit its memory or its largest buffer.
+    #[error(
+        "input size {height}×{width} is too large for {device}: its {tokens} tokens need \
+         {need_mb} MB for attention alone, more than the {limit_mb} MB {what}; the largest \
+         square input here is {max_side}×{max_side}"
+    )]
+    InputTooLarge {
+        /// Requested height.
+        height: usize,
+        /// Requested width.
+        width: usize,
+        /// Tokens (patches + class token).
+        tokens: usize,
+        /// Megabytes the attention scores of one block would take.
+        need_mb: u64,
+        /// The limit in megabytes.
+        limit_mb: u64,
+        /// Which limit ("buffer the GPU can bind", "wasm memory left", …).
+        what: &'static str,
+        /// The device ("WebGPU", "the CPU").
+        device: &'static str,
+        /// The largest square side (a multiple of the patch) that fits.
+        max_side: usize,
     },
     /// No labels or text to explain.
     #[error("nothing to explain: give a text or at least one label")]
     EmptyQuery,
+    /// A label appears twice in a label set (its map and points would be ambiguous).
+    #[error("the label {0:?} is given twice; each label may appear once")]
+    DuplicateLabel(String),
     /// Tokenizer failure (bad tokenizer file, encoding error).
     #[error(transparent)]
-    Tokenizer(#[from] crate::tokenizer::TokenizerError),
+    Tokenizer(#[from] crate::input::tokenizer::TokenizerError),
     /// A weight pack's manifest is unreadable or inconsistent.
     #[error("bad weight pack: {0}")]
     Pack(String),

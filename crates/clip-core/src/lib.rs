@@ -4,65 +4,31 @@
 //! Language-Image Pre-training", arXiv 2304.05653) on [burn], device-agnostic: the same code
 //! runs on the CPU (`Device::flex()`), natively on wgpu, and in the browser on WebGPU.
 //!
-//! The paper's pieces, in reading order:
-//! - [`attention`]: multi-head attention and its dual (q-k + v-v) form;
-//! - [`encoder`] and [`vision`]: architecture surgery — the dual path in the last blocks;
-//! - [`surgery`]: feature surgery (label-set and single-text modes);
-//! - [`maps`]: similarity maps; [`points`]: Text2Points;
-//! - [`prompts`]: the 85-template ensembles; [`explain`]: all of it end to end.
+//! The folders follow the pipeline, in reading order:
+//! - [`input`]: what is asked ([`input::query`]), the picture ([`input::preprocess`]) and the
+//!   text ([`input::tokenizer`]), both reproducing the reference's inputs exactly;
+//! - [`model`]: CLIP itself — layers, attention and its dual (q-k + v-v) form, the encoder
+//!   blocks with architecture surgery, both towers;
+//! - [`surgery`]: feature surgery, the 85-template prompt ensembles, and [`surgery::explain`],
+//!   all of it end to end;
+//! - [`output`]: the explanation, similarity maps, Text2Points, colormaps;
+//! - [`weights`]: where tensors come from — one name tree, checkpoints, weight packs,
+//!   quantization, and the one loading pipeline.
 //!
-//! Loading ([`weights`], [`config`]), [`tokenizer`] and [`preprocess`] reproduce the reference
-//! inputs exactly; results are checked against PyTorch goldens in `tests/`. [`pack`] is the
-//! sharded, quantized weight format for the web ([`quant`]: int8/int4 blocks).
-
+//! plus [`config`], [`error`] and [`device`] at the top.
 //!
-//! Without the default `burn` feature only the device-free parts are built — queries,
-//! results, maps, points, colormaps, preprocessing, tokenizer, config — which is what the web
-//! page links (the model itself runs in its worker).
+//! Without the default `burn` feature only the device-free parts are built — `input`, `output`,
+//! `weights`, `config`, `error` — which is what the web page links (the model runs in its
+//! worker).
 
-pub mod colormap;
 pub mod config;
-pub mod error;
-pub mod maps;
-pub mod pack;
-pub mod points;
-pub mod preprocess;
-pub mod quant;
-pub mod query;
-pub mod tokenizer;
-pub mod weights;
-
-#[cfg(feature = "burn")]
-pub mod attention;
 #[cfg(feature = "burn")]
 pub mod device;
-#[cfg(feature = "burn")]
-pub mod encoder;
-#[cfg(feature = "burn")]
-pub mod explain;
+pub mod error;
+pub mod input;
 #[cfg(feature = "burn")]
 pub mod model;
-#[cfg(feature = "burn")]
-pub mod nn;
-#[cfg(feature = "burn")]
-pub mod prompts;
+pub mod output;
 #[cfg(feature = "burn")]
 pub mod surgery;
-#[cfg(feature = "burn")]
-pub mod text;
-#[cfg(feature = "burn")]
-pub mod vision;
-
-pub use config::ClipConfig;
-pub use error::{ClipError, Result};
-pub use query::{Explanation, Method, Query};
-pub use tokenizer::ClipTokenizer;
-
-#[cfg(feature = "burn")]
-pub use explain::{Stage, explain};
-#[cfg(feature = "burn")]
-pub use model::Clip;
-
-/// Re-exported so that callers pick devices and read tensors with the same burn.
-#[cfg(feature = "burn")]
-pub use burn;
+pub mod weights;

@@ -2,8 +2,12 @@
 
 mod common;
 
-use clip_core::preprocess::{decode_image, preprocess};
-use clip_core::{Clip, ClipConfig, ClipError, Method, Query};
+use clip_core::config::ClipConfig;
+use clip_core::error::ClipError;
+use clip_core::input::preprocess::{decode_image, preprocess};
+use clip_core::input::query::Method;
+use clip_core::input::query::Query;
+use clip_core::model::Clip;
 use common::{fixtures, load_model, model_config};
 
 fn weights() -> Vec<u8> {
@@ -218,7 +222,7 @@ fn sizes_that_do_not_fit_the_patch_grid() {
     }
     for hw in [[225, 224], [8, 8]] {
         let (_, pre) = preprocess(&png, hw).unwrap_or_else(|e| panic!("{hw:?}: {e}"));
-        let tensor = clip_core::explain::pixels_tensor(&model, &pre);
+        let tensor = clip_core::surgery::explain::pixels_tensor(&model, &pre);
         let err = model.encode_image(tensor, Method::Surgery).unwrap_err();
         assert!(
             matches!(err, ClipError::BadInputSize { .. }),
@@ -235,9 +239,13 @@ fn empty_queries_and_overlong_prompts() {
     let model = load_model(&device);
     let tok = common::tokenizer();
     let long = "word ".repeat(100);
-    let out =
-        clip_core::prompts::encode_ensembles(&model, &tok, std::slice::from_ref(&long), |_, _| {})
-            .unwrap();
+    let out = clip_core::surgery::prompts::encode_ensembles(
+        &model,
+        &tok,
+        std::slice::from_ref(&long),
+        |_, _| {},
+    )
+    .unwrap();
     assert_eq!(
         out.truncated,
         vec![long],

@@ -3,17 +3,21 @@
 
 mod common;
 
-use clip_core::burn::tensor::{Device, Tensor, TensorData};
-use clip_core::explain::read_back;
-use clip_core::maps::{column, combine_min_max, similarity_map};
-use clip_core::points::{
+use burn::tensor::{Device, Tensor, TensorData};
+use clip_core::input::preprocess::{Preprocessed, normalize, preprocess};
+use clip_core::input::query::Method;
+use clip_core::input::query::Query;
+use clip_core::input::tokenizer::{EOT, Tokenized};
+use clip_core::model::Clip;
+use clip_core::output::maps::{column, combine_min_max, similarity_map};
+use clip_core::output::points::{
     POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points,
 };
-use clip_core::preprocess::{Preprocessed, normalize, preprocess};
-use clip_core::prompts::encode_ensembles;
-use clip_core::surgery::{cls_scores, feature_surgery, feature_surgery_single, raw_similarity};
-use clip_core::tokenizer::{EOT, Tokenized};
-use clip_core::{Clip, Method, Query};
+use clip_core::surgery::explain::read_back;
+use clip_core::surgery::feature::{
+    cls_scores, feature_surgery, feature_surgery_single, raw_similarity,
+};
+use clip_core::surgery::prompts::encode_ensembles;
 use common::{Goldens, TOL, assert_close, devices, load_model, tokenizer};
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -32,7 +36,10 @@ fn golden_pixels(g: &Goldens, image: &str, tag: &str, original_hw: [usize; 2]) -
 
 fn image_tokens(model: &Clip, pre: &Preprocessed, method: Method) -> Tensor<2> {
     let t = model
-        .encode_image(clip_core::explain::pixels_tensor(model, pre), method)
+        .encode_image(
+            clip_core::surgery::explain::pixels_tensor(model, pre),
+            method,
+        )
         .unwrap();
     let [_, n, e] = t.dims();
     t.reshape([n, e])
@@ -310,7 +317,7 @@ fn explain_end_to_end_matches_reference() {
         (Query::Text("cat+dog".into()), "combined"),
     ];
     for (query, kind) in queries {
-        let out = block(clip_core::explain(
+        let out = block(clip_core::surgery::explain::explain(
             &model,
             &tok,
             &pre,
@@ -358,7 +365,7 @@ fn preprocessing_matches_pil() {
             g.image_hw(&image),
             "{image} orientation"
         );
-        let ours = clip_core::preprocess::resize_bicubic(&original, hw[0], hw[1]);
+        let ours = clip_core::input::preprocess::resize_bicubic(&original, hw[0], hw[1]);
         let pil = g.rgb(&format!("resized.{image}.{tag}"));
         let diffs: Vec<u32> = ours
             .as_raw()

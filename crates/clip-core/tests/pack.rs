@@ -3,12 +3,19 @@
 
 mod common;
 
-use clip_core::burn::tensor::{Tensor, TensorData};
-use clip_core::pack::{MAX_SHARD_BYTES, Manifest, Pack, Scheme};
-use clip_core::preprocess::preprocess;
-use clip_core::quant::{Bits, QuantMatrix};
-use clip_core::weights::{Checkpoint, RandomWeights, WeightSource};
-use clip_core::{Clip, ClipError, Explanation, Method, Query};
+use burn::tensor::{Tensor, TensorData};
+use clip_core::error::ClipError;
+use clip_core::input::preprocess::preprocess;
+use clip_core::input::query::Method;
+use clip_core::input::query::Query;
+use clip_core::model::Clip;
+use clip_core::output::explanation::Explanation;
+use clip_core::weights::checkpoint::Checkpoint;
+use clip_core::weights::pack::{MAX_SHARD_BYTES, Manifest, Pack, Scheme};
+use clip_core::weights::quant::{Bits, QuantMatrix};
+use clip_core::weights::random::RandomWeights;
+use clip_core::weights::source::WeightSource;
+use clip_core::weights::tree::{ClipTensors, Role};
 use common::*;
 
 /// Fidelity floors from the issue: Pearson r of each label's surgery similarities, quantized
@@ -60,14 +67,15 @@ fn conversion_round_trip() {
             scheme.pack_bytes_with(&config, 1_000_000),
             "{scheme}: predicted size"
         );
-        for spec in config.tensor_specs() {
-            let original = ckpt.float(&spec.name, &spec.shape).unwrap();
-            let back = pack.float(&spec.name, &spec.shape).unwrap();
+        let tree = ClipTensors::new(&config);
+        for spec in tree.all() {
+            let original = ckpt.float(spec).unwrap();
+            let back = pack.float(spec).unwrap();
             let step = match (scheme, &spec.role) {
                 (Scheme::F32, _) => 0.0,
-                (_, clip_core::config::Role::Float) if spec.shape.is_empty() => 0.0,
+                (_, Role::Float) if spec.shape.is_empty() => 0.0,
                 // Float tensors and all of f16: 11 significant bits.
-                (Scheme::F16, _) | (_, clip_core::config::Role::Float) => 1.0 / 1024.0,
+                (Scheme::F16, _) | (_, Role::Float) => 1.0 / 1024.0,
                 (Scheme::Int8, _) => 1.0 / 127.0,
                 (Scheme::Q4, _) => 1.0 / 7.0,
             };
@@ -96,14 +104,9 @@ fn conversion_round_trip() {
         };
         assert_eq!((vision.as_str().unwrap(), text.as_str().unwrap()), expected);
         // The token table stays quantized (it is the largest tensor; q8 halves-to-quarters it).
-        let table = pack
-            .table(
-                "text_model.embeddings.token_embedding.weight",
-                [49_408, 128],
-            )
-            .unwrap();
+        let table = pack.table(&tree.text.token_embedding).unwrap();
         assert_eq!(
-            matches!(table, clip_core::weights::Matrix::Quant(_)),
+            matches!(table, clip_core::weights::source::Matrix::Quant(_)),
             matches!(scheme, Scheme::Int8 | Scheme::Q4)
         );
     }
@@ -127,7 +130,7 @@ fn explain_on(model: &Clip, image: &str, size: usize) -> Explanation {
     let bytes = std::fs::read(fixtures().join("images").join(image)).unwrap();
     let (_, pre) = preprocess(&bytes, [size, size]).unwrap();
     let query = Query::Labels(g.labels());
-    pollster::block_on(clip_core::explain(
+    pollster::block_on(clip_core::surgery::explain::explain(
         model,
         &tokenizer(),
         &pre,
@@ -180,9 +183,7 @@ fn quantized_surgery_agrees_with_f32() {
 /// the host, on every device: the layout we hand burn is the one its kernels read.
 #[test]
 fn quantized_linear_matches_dequantized_weights_on_every_device() {
-    let w = RandomWeights::new(7)
-        .float("probe.weight", &[64, 96])
-        .unwrap();
+    let w = RandomWeights::new(7).tensor("probe.weight", &[64, 96]);
     let x: Vec<f32> = (0..3 * 64)
         .map(|i| ((i * 7 % 23) as f32 - 11.0) / 11.0)
         .collect();
@@ -194,7 +195,7 @@ fn quantized_linear_matches_dequantized_weights_on_every_device() {
             let quantized = Tensor::<2>::from_data(q.to_tensor_data(), &device);
             let float =
                 Tensor::<2>::from_data(TensorData::new(deq.data.clone(), [64, 96]), &device);
-            let got = clip_core::burn::tensor::module::linear(xt.clone(), quantized, None);
+            let got = burn::tensor::module::linear(xt.clone(), quantized, None);
             let want = xt.matmul(float);
             let got: Vec<f32> = got.into_data().try_to_vec().unwrap();
             let want: Vec<f32> = want.into_data().try_to_vec().unwrap();
@@ -315,4 +316,51 @@ fn broken_packs_are_typed_errors() {
     // Missing shards.
     let err = expect_err(&pack, pack.shards[..1].to_vec());
     assert!(matches!(err, ClipError::Pack(_)), "{err}");
+}
+
+/// A manifest is whatever a server sends: claims that do not fit the model are refused when it
+/// is read, before they can reach a reader that would trust them (a transpose of a vector, an
+/// offset + length past 2⁶⁴ once made the CLI and the worker panic).
+#[test]
+fn manifests_that_lie_are_refused_not_trusted() {
+    let bytes = fixture_bytes();
+    let ckpt = Checkpoint::parse(&bytes).unwrap();
+    let pack = build(&ckpt, Scheme::Int8, MAX_SHARD_BYTES);
+    let tamper = |name: &str, edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut json: serde_json::Value = serde_json::from_str(&pack.manifest_json()).unwrap();
+        edit(&mut json["tensors"][name]);
+        serde_json::to_string(&json).unwrap()
+    };
+    let read_back = |json: &str| -> Result<(), ClipError> {
+        let manifest = Manifest::parse(json)?;
+        let config = manifest.config.clone();
+        let pack = Pack::from_checked_shards(manifest, pack.shards.clone())?;
+        for spec in ClipTensors::new(&config).all() {
+            pack.float(spec)?;
+        }
+        Ok(())
+    };
+    // A scalar and a vector claimed transposed.
+    for name in ["logit_scale", "vision_model.post_layernorm.bias"] {
+        let json = tamper(name, &|t| t["transposed"] = true.into());
+        let err = read_back(&json).unwrap_err();
+        assert!(err.to_string().contains("transposed"), "{name}: {err}");
+    }
+    // Offsets and lengths whose sum overflows, or that point past the payload.
+    for (offset, bytes) in [(u64::MAX, 4), (u64::MAX - 1, u64::MAX), (1 << 40, 4)] {
+        let json = tamper("logit_scale", &|t| {
+            t["offset"] = offset.into();
+            t["bytes"] = bytes.into();
+        });
+        assert!(
+            matches!(read_back(&json), Err(ClipError::Pack(_))),
+            "offset {offset} + {bytes}"
+        );
+    }
+    // Shard sizes that add up past 2⁶⁴.
+    let mut json: serde_json::Value = serde_json::from_str(&pack.manifest_json()).unwrap();
+    json["shards"][0]["bytes"] = u64::MAX.into();
+    let first = json["shards"][0].clone();
+    json["shards"].as_array_mut().unwrap().push(first);
+    assert!(read_back(&json.to_string()).is_err());
 }

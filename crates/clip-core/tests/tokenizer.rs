@@ -1,19 +1,31 @@
-//! The shipped `www/tokenizer.json` plus our cleaning reproduce open_clip's token ids exactly
-//! on `tests/fixtures/goldens/tokens.json` (written by `tests/reference/make_tokenizer.py`).
+//! The shipped `www/tokenizer.json` plus our cleaning reproduce the token ids of OpenAI's
+//! tokenizer (the official CLIP Surgery code's) exactly on `tests/fixtures/goldens/tokens.json`,
+//! and our `fix_text` reproduces ftfy's on `tests/fixtures/goldens/mojibake.json` (both written
+//! by `tests/reference/make_tokenizer.py`).
 
 use std::path::PathBuf;
 
-use clip_core::tokenizer::{CONTEXT_LENGTH, ClipTokenizer, EOT, SOT, TokenizerError, clean_text};
+use clip_core::input::tokenizer::clean::{clean_text, fix_text};
+use clip_core::input::tokenizer::{CONTEXT_LENGTH, ClipTokenizer, EOT, SOT, TokenizerError};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
 struct Golden {
     text: String,
-    /// open_clip's cleaned text (`_clean_lower`).
+    /// The reference's cleaned text (`whitespace_clean(basic_clean(text)).lower()`).
     clean: String,
     /// How many BPE tokens the reference made of it, before SOT/EOT and truncation.
     length: usize,
     ids: Vec<u32>,
+}
+
+#[derive(Deserialize)]
+struct Mojibake {
+    /// Which family of `make_tokenizer.py`'s corpus the text comes from.
+    kind: String,
+    text: String,
+    /// `ftfy.fix_text(text)`.
+    fixed: String,
 }
 
 fn repo() -> PathBuf {
@@ -25,13 +37,17 @@ fn tokenizer() -> ClipTokenizer {
     ClipTokenizer::from_bytes(&json).expect("valid tokenizer.json")
 }
 
+fn read_json<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = repo().join("tests/fixtures/goldens").join(name);
+    serde_json::from_slice(&std::fs::read(path).expect(name)).expect(name)
+}
+
 fn goldens() -> Vec<Golden> {
-    let path = repo().join("tests/fixtures/goldens/tokens.json");
-    serde_json::from_slice(&std::fs::read(path).expect("tokens.json")).expect("valid tokens.json")
+    read_json("tokens.json")
 }
 
 #[test]
-fn every_golden_matches_open_clip() {
+fn every_golden_matches_the_reference() {
     let tokenizer = tokenizer();
     let goldens = goldens();
     assert!(goldens.len() >= 150, "only {} goldens", goldens.len());
@@ -67,21 +83,59 @@ fn eot_and_truncation_agree_with_the_ids() {
     let texts: Vec<&str> = goldens.iter().map(|g| g.text.as_str()).collect();
     let batch = tokenizer.encode_batch(&texts).expect("encode_batch");
     assert_eq!(batch.len(), goldens.len());
-    let mut truncated = 0;
+    let (mut truncated, mut inner_eot) = (0, 0);
     for (t, g) in batch.iter().zip(&goldens) {
         assert_eq!(t.ids.len(), CONTEXT_LENGTH, "{:?}", g.text);
         assert_eq!(t.ids[0], SOT, "{:?}", g.text);
-        assert_eq!(t.ids[t.eot], EOT, "{:?}", g.text);
+        // The framing EOT follows the tokens, then zeros.
+        let last = g.length.min(CONTEXT_LENGTH - 2) + 1;
+        assert_eq!(t.ids[last], EOT, "{:?}", g.text);
         assert!(
-            t.ids[t.eot + 1..].iter().all(|&id| id == 0),
+            t.ids[last + 1..].iter().all(|&id| id == 0),
             "{:?}: padding",
             g.text
         );
-        assert_eq!(t.eot, g.length.min(CONTEXT_LENGTH - 2) + 1, "{:?}", g.text);
+        // The reference reads the feature at `argmax`: the first EOT, earlier where the text
+        // holds `<|endoftext|>`.
+        let first = g.ids.iter().position(|&id| id == EOT);
+        assert_eq!(Some(t.eot), first, "{:?}", g.text);
         assert_eq!(t.truncated, g.length > CONTEXT_LENGTH - 2, "{:?}", g.text);
         truncated += usize::from(t.truncated);
+        inner_eot += usize::from(t.eot < last);
     }
     assert!(truncated >= 3, "goldens should exercise truncation");
+    assert!(inner_eot >= 5, "goldens should contain <|endoftext|>");
+}
+
+#[test]
+fn the_feature_is_read_at_the_first_end_of_text() {
+    let tokenizer = tokenizer();
+    // SOT a photo of a cat EOT dog EOT: OpenAI's special string, where its regex starts a match.
+    let t = tokenizer
+        .encode("a photo of a cat<|endoftext|>dog")
+        .unwrap();
+    assert_eq!(&t.ids[5..9], &[2368, EOT, 1929, EOT]);
+    assert_eq!((t.eot, t.truncated), (6, false));
+    assert_eq!(
+        tokenizer
+            .encode("A photo of a cat<|ENDOFTEXT|>")
+            .unwrap()
+            .eot,
+        6
+    );
+    assert_eq!(
+        tokenizer.encode("<|startoftext|>").unwrap().ids[..3],
+        [SOT, SOT, EOT]
+    );
+    // Inside a run of punctuation it is plain text; open_clip's names always are.
+    for text in [
+        "a photo of a cat!<|endoftext|>",
+        "a photo of a cat<end_of_text>dog",
+    ] {
+        let t = tokenizer.encode(text).unwrap();
+        assert!(t.eot > 7, "{text:?}");
+        assert_eq!(t.ids[..t.eot].iter().filter(|&&id| id == EOT).count(), 0);
+    }
 }
 
 #[test]
@@ -131,4 +185,57 @@ fn rejects_a_file_that_is_not_a_clip_tokenizer() {
         ClipTokenizer::from_bytes(b"[]"),
         Err(TokenizerError::InvalidJson(_))
     ));
+    // One with open_clip's special tokens (as this project used to ship) tokenizes
+    // `<|endoftext|>` unlike the reference.
+    let json = std::fs::read_to_string(repo().join("www/tokenizer.json")).unwrap();
+    let open_clip = json.replace(
+        r#""content":"<|endoftext|>""#,
+        r#""content":"<end_of_text>""#,
+    );
+    assert_ne!(open_clip, json);
+    assert!(matches!(
+        ClipTokenizer::from_bytes(open_clip.as_bytes()),
+        Err(TokenizerError::InvalidJson(_))
+    ));
+}
+
+#[test]
+fn fix_text_matches_ftfy() {
+    let goldens: Vec<Mojibake> = read_json("mojibake.json");
+    assert!(
+        goldens.len() >= 800,
+        "only {} mojibake goldens",
+        goldens.len()
+    );
+    let repaired = goldens.iter().filter(|g| g.fixed != g.text).count();
+    assert!(repaired >= 400, "only {repaired} goldens change");
+    let failures: Vec<String> = goldens
+        .iter()
+        .filter_map(|g| {
+            let fixed = fix_text(&g.text);
+            (fixed != g.fixed).then(|| {
+                format!(
+                    "{} {:?}: ours {fixed:?}, ftfy {:?}",
+                    g.kind, g.text, g.fixed
+                )
+            })
+        })
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        goldens.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn mojibake_is_repaired_before_tokenizing() {
+    let tokenizer = tokenizer();
+    assert_eq!(clean_text("CafÃ© crÃ¨me"), "café crème");
+    assert_eq!(
+        tokenizer.encode("a photo of a cafÃ©").unwrap(),
+        tokenizer.encode("a photo of a café").unwrap()
+    );
 }

@@ -1,8 +1,11 @@
-//! Downloads with byte progress, through Cache Storage: a file fetched once is read from the
-//! cache on the next visit (and offline). A response is cached only once fully received, and
-//! callers [`forget`] files that turn out to be unusable, so nothing stays cached broken.
+//! Downloads through Cache Storage: a file fetched once is read from the cache on the next
+//! visit (and offline). A response is cached only once fully received (and only when the
+//! loading pipeline says it is worth keeping), and unusable files are [`forget`]-ed, so nothing
+//! stays cached broken. Bodies stream chunk by chunk into the pipeline's sinks.
 
-use clip_surgery_web::protocol::js_message;
+use clip_core::weights::load::{FileError, Origin};
+use clip_core::weights::stream::Sink;
+use clip_protocol::js_message;
 use js_sys::{Array, Promise, Reflect, Uint8Array};
 use thiserror::Error;
 use wasm_bindgen::{JsCast, JsValue};
@@ -42,6 +45,18 @@ pub enum FetchError {
         /// The browser's words.
         reason: String,
     },
+    /// A file the model needs is not among the picked ones.
+    #[error("pick all of the model's files: {0} is missing")]
+    NotPicked(String),
+}
+
+impl FileError for FetchError {
+    fn is_not_found(&self) -> bool {
+        matches!(
+            self,
+            FetchError::Status { status: 404, .. } | FetchError::NotPicked(_)
+        )
+    }
 }
 
 fn status_hint(status: u16) -> &'static str {
@@ -50,15 +65,6 @@ fn status_hint(status: u16) -> &'static str {
         401 | 403 => " (access denied: the file may be private or gated)",
         _ => "",
     }
-}
-
-/// A file's bytes and whether they came from the cache.
-#[derive(Debug)]
-pub struct Fetched {
-    /// The body.
-    pub bytes: Vec<u8>,
-    /// Read from Cache Storage rather than the network.
-    pub cached: bool,
 }
 
 fn scope() -> WorkerGlobalScope {
@@ -80,21 +86,16 @@ async fn open_cache() -> Option<Cache> {
         .ok()
 }
 
-/// Fetches `url`, from the cache when it is there, reporting `(bytes done, bytes total)`
-/// (total 0 when unknown).
-pub async fn fetch_cached(
-    url: &str,
-    progress: &mut dyn FnMut(f64, f64),
-) -> Result<Fetched, FetchError> {
+/// Streams `url` into `sink`, from the cache when it is there. A download is cached (when
+/// `keep`) through a tee of its body — no second copy in memory — and only once it arrived
+/// whole.
+pub async fn stream(url: &str, keep: bool, sink: &mut dyn Sink) -> Result<Origin, FetchError> {
     let cache = open_cache().await;
     if let Some(cache) = &cache
         && let Some(response) = hit(cache, url).await
     {
-        let bytes = read_body(url, response, progress).await?;
-        return Ok(Fetched {
-            bytes,
-            cached: true,
-        });
+        read_body(url, response, sink).await?;
+        return Ok(Origin::Cache);
     }
     let network = |reason: String| FetchError::Network {
         url: url.to_string(),
@@ -111,28 +112,26 @@ pub async fn fetch_cached(
             status: response.status(),
         });
     }
-    // The cache reads a tee of the body while we read ours: no second copy in memory, and
-    // `put` only stores a body that arrived whole.
     let stored = cache
         .as_ref()
+        .filter(|_| keep)
         .and_then(|c| Some(c.put_with_str(url, &response.clone().ok()?)));
-    let bytes = read_body(url, response, progress).await?;
+    read_body(url, response, sink).await?;
     if let Some(stored) = stored {
         // A full quota only costs the next visit a download.
         if let Err(e) = promise(stored).await {
             web_sys::console::warn_1(&format!("not cached: {url}: {e}").into());
         }
     }
-    Ok(Fetched {
-        bytes,
-        cached: false,
-    })
+    Ok(Origin::Source)
 }
 
 /// `url` from the cache only (keys that are never fetched: the worker's own conversions).
 pub async fn cached(url: &str) -> Option<Vec<u8>> {
     let response = hit(&open_cache().await?, url).await?;
-    read_body(url, response, &mut |_, _| {}).await.ok()
+    let mut body = clip_core::weights::stream::Collect::default();
+    read_body(url, response, &mut body).await.ok()?;
+    Some(body.0)
 }
 
 /// The cached response for `url`, if any.
@@ -161,24 +160,18 @@ pub async fn store(url: &str, bytes: &[u8]) {
     }
 }
 
-/// Reads a local file with the same progress reporting.
-pub async fn read_file(
-    file: &web_sys::File,
-    progress: &mut dyn FnMut(f64, f64),
-) -> Result<Vec<u8>, FetchError> {
+/// Streams a picked file into `sink`.
+pub async fn read_file(file: &web_sys::File, sink: &mut dyn Sink) -> Result<(), FetchError> {
     let blob: &Blob = file;
     let response = Response::new_with_opt_blob(Some(blob)).map_err(|e| FetchError::Read {
         url: file.name(),
         reason: js_message(&e),
     })?;
-    read_body(&file.name(), response, progress).await
+    read_body(&file.name(), response, sink).await
 }
 
-async fn read_body(
-    url: &str,
-    response: Response,
-    progress: &mut dyn FnMut(f64, f64),
-) -> Result<Vec<u8>, FetchError> {
+/// Feeds a response body to `sink` chunk by chunk; a sink that stops cancels the body.
+async fn read_body(url: &str, response: Response, sink: &mut dyn Sink) -> Result<(), FetchError> {
     let failed = |reason: String| FetchError::Read {
         url: url.to_string(),
         reason,
@@ -188,16 +181,14 @@ async fn read_body(
         .get("content-length")
         .ok()
         .flatten()
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+        .and_then(|v| v.parse::<u64>().ok());
+    sink.size(total);
     let Some(body) = response.body() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let reader: ReadableStreamDefaultReader = body.get_reader().unchecked_into();
-    // Reserve for the announced size, but never trust a header with gigabytes up front.
-    let mut bytes = Vec::with_capacity((total as usize).min(1 << 30));
-    let mut reported = 0.0;
-    progress(0.0, total);
+    // One buffer for every chunk: the sink copies what it keeps.
+    let mut buffer = Vec::new();
     loop {
         let chunk = promise(reader.read()).await.map_err(failed)?;
         if Reflect::get(&chunk, &"done".into())
@@ -205,27 +196,22 @@ async fn read_body(
             .and_then(|d| d.as_bool())
             .unwrap_or(true)
         {
-            break;
+            return Ok(());
         }
         let value: Uint8Array = Reflect::get(&chunk, &"value".into())
             .map_err(|e| failed(js_message(&e)))?
             .unchecked_into();
-        let start = bytes.len();
-        bytes.resize(start + value.length() as usize, 0);
-        value.copy_to(&mut bytes[start..]);
-        let done = bytes.len() as f64;
-        // ~200 updates per file at most: enough for a smooth bar, few messages.
-        if total == 0.0 || done - reported >= total / 200.0 {
-            progress(done, total);
-            reported = done;
+        buffer.resize(value.length() as usize, 0);
+        value.copy_to(&mut buffer);
+        if sink.chunk(&buffer).is_break() {
+            let _ = reader.cancel();
+            return Ok(());
         }
     }
-    progress(bytes.len() as f64, total.max(bytes.len() as f64));
-    Ok(bytes)
 }
 
 /// Drops `urls` from the cache (files that downloaded but proved unusable).
-pub async fn forget(urls: &[&str]) {
+pub async fn forget(urls: &[String]) {
     if let Some(cache) = open_cache().await {
         for url in urls {
             let _ = promise(cache.delete_with_str(url)).await;

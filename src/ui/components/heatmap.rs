@@ -3,7 +3,9 @@
 use std::f64::consts::TAU;
 use std::rc::Rc;
 
-use clip_core::colormap::Colormap;
+use clip_core::output::colormap::Colormap;
+use clip_core::output::explanation::Explanation;
+use clip_protocol::RunResult;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
 use yew::prelude::*;
@@ -11,18 +13,44 @@ use yew::prelude::*;
 use crate::render::{Marker, Picture, overlay};
 
 /// A map over a picture.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct MapLayer {
-    /// Patch similarities of one label (row-major over `grid`).
-    pub patches: Rc<Vec<f32>>,
-    /// Patch grid `[gh, gw]`.
-    pub grid: [usize; 2],
+    /// The run the map comes from (shared, not copied, by every canvas drawing it).
+    pub run: Rc<RunResult>,
+    /// Its raw-CLIP comparison rather than its main explanation.
+    pub raw: bool,
+    /// Which label's map.
+    pub label: usize,
     /// Colours.
     pub colormap: Colormap,
     /// Heat weight.
     pub opacity: f32,
     /// Text2Points markers, in picture pixels.
     pub markers: Rc<Vec<Marker>>,
+}
+
+/// Equal when it draws the same: the same explanation (by identity: comparing its numbers on
+/// every render would cost more than drawing), label and look.
+impl PartialEq for MapLayer {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.run, &other.run)
+            && self.raw == other.raw
+            && self.label == other.label
+            && self.colormap == other.colormap
+            && self.opacity == other.opacity
+            && self.markers == other.markers
+    }
+}
+
+impl MapLayer {
+    /// The explanation drawn.
+    pub fn explanation(&self) -> Option<&Explanation> {
+        if self.raw {
+            self.run.raw.as_ref()
+        } else {
+            Some(&self.run.explanation)
+        }
+    }
 }
 
 /// Props of [`Heatmap`].
@@ -75,10 +103,15 @@ fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>)
     else {
         return;
     };
-    let usable =
-        layer.filter(|l| l.patches.len() == l.grid[0] * l.grid[1] && !l.patches.is_empty());
+    let usable = layer.and_then(|l| {
+        let e = l.explanation()?;
+        (l.label < e.labels.len() && e.similarity.len() == e.grid[0] * e.grid[1]).then_some((l, e))
+    });
     let pixels = match usable {
-        Some(l) => overlay(picture, &l.patches, l.grid, &l.colormap.lut(), l.opacity),
+        Some((l, e)) => {
+            let hw = [picture.height as usize, picture.width as usize];
+            overlay(picture, &e.map(l.label, hw), &l.colormap.lut(), l.opacity)
+        }
         None => picture.rgba.clone(),
     };
     if let Ok(data) =
@@ -86,7 +119,7 @@ fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>)
     {
         let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
-    let Some(layer) = usable else { return };
+    let Some((layer, _)) = usable else { return };
     let radius = (f64::from(picture.width.max(picture.height)) / 90.0).clamp(3.0, 12.0);
     ctx.set_line_width(radius / 3.0);
     ctx.set_stroke_style_str("#fff");

@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use clip_core::pack::Scheme;
+use clip_core::weights::pack::Scheme;
 use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
@@ -63,7 +63,10 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
             }
         })
     };
-    let loading = matches!(props.model, ModelState::Loading { .. });
+    let loading = matches!(
+        props.model,
+        ModelState::Loading { .. } | ModelState::Wanted(_)
+    );
     let option = |&(scheme, bytes): &(Scheme, f64)| {
         let what = match scheme {
             Scheme::F32 => "unquantized",
@@ -81,6 +84,9 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         ModelState::Idle => html! {
             <p class="muted">{ "No model loaded. CLIP ViT-B/16 is about 600 MB, downloaded once and then cached." }</p>
         },
+        ModelState::Wanted(_) => {
+            html! { <p class="muted" role="status">{ "Starting the download…" }</p> }
+        }
         ModelState::Loading { name, progress, .. } => html! {
             <>
                 <p class="muted">{ format!("Loading {}", short(name)) }</p>
@@ -88,7 +94,8 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
             </>
         },
         ModelState::Ready(info) => html! {
-            <p class="ok" data-testid="model-ready" data-scheme={info.scheme.name()}>
+            <p class="ok" data-testid="model-ready" data-scheme={info.scheme.name()}
+                data-memory={info.memory_bytes.to_string()}>
                 { format!("{} {} ready — {} ", info.architecture, info.scheme, format_bytes(info.bytes)) }
                 { if info.cached { "from the cache" } else { "downloaded" } }
                 { format!(", loaded in {:.1} s", (info.download_ms + info.upload_ms) / 1000.0) }

@@ -2,9 +2,9 @@
 
 use yew::prelude::*;
 
-use crate::protocol::Task;
 use crate::ui::dom::format_bytes;
 use crate::ui::state::Progress;
+use clip_protocol::Task;
 
 /// Props of [`ProgressBar`].
 #[derive(Properties, PartialEq)]
@@ -44,8 +44,12 @@ fn describe(p: &Progress) -> (String, Option<String>) {
             (format!("Fetching {file}"), Some(amount))
         }
         Some(Task::Convert(scheme)) => (
-            format!("Quantizing to {scheme} (once; the result is cached)"),
-            (p.total > 0.0).then(|| format!("{:.0} %", 100.0 * p.done / p.total)),
+            format!("Fetching and quantizing to {scheme} (once; the result is cached)"),
+            Some(if p.total > 0.0 {
+                format!("{} of {}", format_bytes(p.done), format_bytes(p.total))
+            } else {
+                format_bytes(p.done)
+            }),
         ),
         Some(Task::Upload) => ("Loading the weights onto the device".into(), None),
         Some(Task::Text) => (

@@ -1,11 +1,12 @@
 //! What to explain and how: a text ("a+b" allowed) or a label set (with dataset presets),
-//! input size, method, and the Run button (Ctrl+Enter in the text fields).
+//! input size (the sizes the model's patch and the device allow), method, and the Run button
+//! (Ctrl+Enter in the text fields).
 
-use clip_core::Method;
+use clip_core::input::query::Method;
 use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
-use crate::params::{Mode, Params, SIZES, format_size, parse_size};
+use crate::params::{Edit, Mode, Params, format_size, parse_size, size_options};
 use crate::presets::PRESETS;
 
 /// Props of [`QueryPanel`].
@@ -13,8 +14,16 @@ use crate::presets::PRESETS;
 pub struct QueryPanelProps {
     /// Current values.
     pub params: Params,
-    /// New values.
-    pub on_params: Callback<Params>,
+    /// A control changed.
+    pub on_edit: Callback<Edit>,
+    /// The model's patch: sizes must be multiples of it.
+    pub patch: usize,
+    /// The largest side the device can run.
+    pub max_side: usize,
+    /// A typed size (`H` or `HxW`).
+    pub on_size_text: Callback<String>,
+    /// Why the typed size was not taken.
+    pub size_error: Option<AttrValue>,
     /// Run now.
     pub on_run: Callback<()>,
     /// Whether a run can start (model and image ready).
@@ -29,24 +38,18 @@ pub struct QueryPanelProps {
 #[function_component(QueryPanel)]
 pub fn query_panel(props: &QueryPanelProps) -> Html {
     let p = &props.params;
-    // Each control edits a copy of the params.
-    let edit = |f: fn(&mut Params, String)| {
-        let (params, cb) = (p.clone(), props.on_params.clone());
-        move |value: String| {
-            let mut next = params.clone();
-            f(&mut next, value);
-            cb.emit(next);
-        }
-    };
-    let input_value = |f: fn(&mut Params, String)| {
-        let set = edit(f);
-        Callback::from(move |e: InputEvent| {
-            set(e.target_unchecked_into::<HtmlInputElement>().value())
+    let input_value = |edit: fn(String) -> Edit| {
+        props.on_edit.reform(move |e: InputEvent| {
+            edit(e.target_unchecked_into::<HtmlInputElement>().value())
         })
     };
-    let select_value = |f: fn(&mut Params, String)| {
-        let set = edit(f);
-        Callback::from(move |e: Event| set(e.target_unchecked_into::<HtmlSelectElement>().value()))
+    let select_value = |edit: fn(String) -> Option<Edit>| {
+        let cb = props.on_edit.clone();
+        Callback::from(move |e: Event| {
+            if let Some(edit) = edit(e.target_unchecked_into::<HtmlSelectElement>().value()) {
+                cb.emit(edit);
+            }
+        })
     };
     let run_keys = {
         let run = props.on_run.clone();
@@ -57,12 +60,9 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
             }
         })
     };
-    let on_labels = {
-        let set = edit(|p, v| p.labels = v);
-        Callback::from(move |e: InputEvent| {
-            set(e.target_unchecked_into::<HtmlTextAreaElement>().value())
-        })
-    };
+    let on_labels = props.on_edit.reform(|e: InputEvent| {
+        Edit::Labels(e.target_unchecked_into::<HtmlTextAreaElement>().value())
+    });
     let on_text_keys = {
         let run = props.on_run.clone();
         Callback::from(move |e: KeyboardEvent| {
@@ -72,7 +72,22 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
             }
         })
     };
-    let custom = !SIZES.iter().any(|&s| p.size == [s, s]);
+    let (patch, max_side) = (props.patch, props.max_side);
+    let sizes = size_options(patch, max_side);
+    let custom = !sizes.iter().any(|&s| p.size == [s, s]);
+    let on_size = {
+        let cb = props.on_edit.clone();
+        let current = p.size;
+        Callback::from(move |e: Event| {
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            // "Custom…" starts from the next multiple of the patch above the current size.
+            let size = parse_size(&value).unwrap_or_else(|| {
+                let side = (current[0] / patch + 1) * patch;
+                [side.min(max_side); 2]
+            });
+            cb.emit(Edit::Size(size));
+        })
+    };
     let on_submit = {
         let run = props.on_run.clone();
         Callback::from(move |e: SubmitEvent| {
@@ -87,9 +102,9 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                 <fieldset class="segmented">
                     <legend>{ "Query" }</legend>
                     <label><input type="radio" name="mode" checked={p.mode == Mode::Labels}
-                        onchange={select_mode(p, &props.on_params, Mode::Labels)} />{ "Label set" }</label>
+                        onchange={props.on_edit.reform(|_| Edit::Mode(Mode::Labels))} />{ "Label set" }</label>
                     <label><input type="radio" name="mode" checked={p.mode == Mode::Text}
-                        onchange={select_mode(p, &props.on_params, Mode::Text)} />{ "One text" }</label>
+                        onchange={props.on_edit.reform(|_| Edit::Mode(Mode::Text))} />{ "One text" }</label>
                 </fieldset>
                 { match p.mode {
                     Mode::Labels => html! {
@@ -101,10 +116,8 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                             </label>
                             <label>
                                 <span>{ "Preset" }</span>
-                                <select onchange={select_value(|p, v| {
-                                    if let Some(preset) = PRESETS.iter().find(|x| x.name == v) {
-                                        p.labels = preset.labels.join(", ");
-                                    }
+                                <select onchange={select_value(|v| {
+                                    PRESETS.iter().find(|x| x.name == v).map(|x| Edit::Labels(x.labels.join(", ")))
                                 })}>
                                     <option value="" selected=true>{ "Choose a dataset's classes…" }</option>
                                     { for PRESETS.iter().map(|x| html! { <option value={x.name}>{ x.name }</option> }) }
@@ -115,7 +128,7 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                     Mode::Text => html! {
                         <label>
                             <span>{ "Text (use + to combine, e.g. \"person+bench\")" }</span>
-                            <input type="text" value={p.text.clone()} oninput={input_value(|p, v| p.text = v)}
+                            <input type="text" value={p.text.clone()} oninput={input_value(Edit::Text)}
                                 onkeydown={on_text_keys} spellcheck="false" />
                         </label>
                     },
@@ -123,10 +136,8 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                 <div class="row">
                     <label>
                         <span>{ "Input size" }</span>
-                        <select onchange={select_value(|p, v| {
-                            if let Some(size) = parse_size(&v) { p.size = size } else { p.size = [p.size[0] + 16, p.size[0] + 16] }
-                        })}>
-                            { for SIZES.iter().map(|&s| html! {
+                        <select onchange={on_size}>
+                            { for sizes.iter().map(|&s| html! {
                                 <option value={s.to_string()} selected={p.size == [s, s]}>
                                     { format!("{s} px{}", if s == 512 { " (paper's demo)" } else { "" }) }
                                 </option>
@@ -136,14 +147,16 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                     </label>
                     { if custom { html! {
                         <label>
-                            <span>{ "Custom size (H or HxW)" }</span>
+                            <span>{ format!("Custom size (H or HxW, multiples of {patch}, up to {max_side})") }</span>
                             <input type="text" inputmode="numeric" value={format_size(p.size)}
-                                onchange={select_value(|p, v| if let Some(size) = parse_size(&v) { p.size = size })} />
+                                aria-invalid={props.size_error.is_some().to_string()}
+                                onchange={props.on_size_text.reform(|e: Event| e.target_unchecked_into::<HtmlInputElement>().value())} />
+                            { for props.size_error.as_ref().map(|why| html! { <span class="error" role="alert">{ why.clone() }</span> }) }
                         </label>
                     } } else { html! {} } }
                     <label>
                         <span>{ "Method" }</span>
-                        <select onchange={select_value(|p, v| if let Ok(m) = v.parse() { p.method = m })}>
+                        <select onchange={select_value(|v| v.parse().ok().map(Edit::Method))}>
                             <option value="surgery" selected={p.method == Method::Surgery}>{ "CLIP Surgery" }</option>
                             <option value="raw" selected={p.method == Method::Raw}>{ "Raw CLIP" }</option>
                         </select>
@@ -151,14 +164,9 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
                 </div>
                 <label class="check">
                     <input type="checkbox" checked={p.compare} disabled={p.method == Method::Raw}
-                        onchange={{
-                            let (params, cb) = (p.clone(), props.on_params.clone());
-                            Callback::from(move |e: Event| {
-                                let mut next = params.clone();
-                                next.compare = e.target_unchecked_into::<HtmlInputElement>().checked();
-                                cb.emit(next);
-                            })
-                        }} />
+                        onchange={props.on_edit.reform(|e: Event| {
+                            Edit::Compare(e.target_unchecked_into::<HtmlInputElement>().checked())
+                        })} />
                     { "Compare with raw CLIP side by side" }
                 </label>
                 <button type="submit" class="primary" disabled={!props.ready}
@@ -168,13 +176,4 @@ pub fn query_panel(props: &QueryPanelProps) -> Html {
             </form>
         </section>
     }
-}
-
-fn select_mode(p: &Params, cb: &Callback<Params>, mode: Mode) -> Callback<Event> {
-    let (params, cb) = (p.clone(), cb.clone());
-    Callback::from(move |_| {
-        let mut next = params.clone();
-        next.mode = mode;
-        cb.emit(next);
-    })
 }

@@ -3,13 +3,13 @@
 
 use std::rc::Rc;
 
-use clip_core::colormap::Colormap;
-use clip_core::{Explanation, Method};
+use clip_core::input::query::Method;
+use clip_core::output::colormap::Colormap;
+use clip_protocol::RunResult;
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::params::Params;
-use crate::protocol::RunResult;
+use crate::params::{Edit, Params};
 use crate::render::{Picture, markers};
 use crate::ui::components::heatmap::{Heatmap, MapLayer};
 use crate::ui::components::progress::ProgressBar;
@@ -25,8 +25,8 @@ pub struct ResultsProps {
     pub result: Option<Rc<RunResult>>,
     /// Colormap, opacity.
     pub params: Params,
-    /// New values.
-    pub on_params: Callback<Params>,
+    /// A control changed.
+    pub on_edit: Callback<Edit>,
     /// Label shown large.
     pub selected: usize,
     /// Select a label.
@@ -38,25 +38,29 @@ pub struct ResultsProps {
     pub embed: bool,
 }
 
-/// One label's layer from an explanation.
+/// One label's layer from a run (its raw-CLIP comparison when `raw`).
 fn layer(
-    e: &Explanation,
+    run: &Rc<RunResult>,
+    raw: bool,
     i: usize,
     params: &Params,
     picture: &Picture,
-    original_hw: [usize; 2],
     points: bool,
 ) -> MapLayer {
-    let pts = e
-        .labels
-        .get(i)
-        .and_then(|l| e.points.get(l))
+    let explanation = if raw {
+        run.raw.as_ref()
+    } else {
+        Some(&run.explanation)
+    };
+    let pts = explanation
+        .and_then(|e| e.points_of(i))
         .filter(|_| points)
-        .map(|p| markers(p, original_hw, picture))
+        .map(|p| markers(p, run.original_hw, picture))
         .unwrap_or_default();
     MapLayer {
-        patches: Rc::new(e.patch_column(i)),
-        grid: e.grid,
+        run: run.clone(),
+        raw,
+        label: i,
         colormap: params.colormap,
         opacity: params.opacity,
         markers: Rc::new(pts),
@@ -76,21 +80,13 @@ pub fn results(props: &ResultsProps) -> Html {
         };
     };
     let p = &props.params;
+    let run = props.result.as_ref();
     let result = props.result.as_deref();
     let selected = props.selected;
     let label = result
         .and_then(|r| r.explanation.labels.get(selected))
         .cloned();
-    let main_layer = result.map(|r| {
-        layer(
-            &r.explanation,
-            selected,
-            p,
-            &image.picture,
-            r.original_hw,
-            *show_points,
-        )
-    });
+    let main_layer = run.map(|r| layer(r, false, selected, p, &image.picture, *show_points));
     let method_name = |m: Method| match m {
         Method::Surgery => "CLIP Surgery",
         Method::Raw => "Raw CLIP",
@@ -103,42 +99,31 @@ pub fn results(props: &ResultsProps) -> Html {
         ),
         _ => format!("The image {}", image.name),
     };
-    let raw_view = result.and_then(|r| {
-        let raw = r.raw.as_ref()?;
-        let l = layer(raw, selected, p, &image.picture, r.original_hw, *show_points);
-        Some(html! {
+    let raw_view = run.filter(|r| r.raw.is_some()).map(|r| {
+        let l = layer(r, true, selected, p, &image.picture, *show_points);
+        html! {
             <figure>
                 <Heatmap picture={image.picture.clone()} layer={Some(l)}
                     label={format!("Raw CLIP similarity map for “{}”", label.clone().unwrap_or_default())} />
                 <figcaption>{ "Raw CLIP" }</figcaption>
             </figure>
-        })
+        }
     });
     let on_colormap = {
-        let (params, cb) = (p.clone(), props.on_params.clone());
+        let cb = props.on_edit.clone();
         Callback::from(move |e: Event| {
-            if let Ok(c) = e
-                .target_unchecked_into::<HtmlSelectElement>()
-                .value()
-                .parse()
-            {
-                let mut next = params.clone();
-                next.colormap = c;
-                cb.emit(next);
+            let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+            if let Ok(c) = value.parse::<Colormap>() {
+                cb.emit(Edit::Colormap(c));
             }
         })
     };
     let on_opacity = {
-        let (params, cb) = (p.clone(), props.on_params.clone());
+        let cb = props.on_edit.clone();
         Callback::from(move |e: InputEvent| {
-            if let Ok(o) = e
-                .target_unchecked_into::<HtmlInputElement>()
-                .value()
-                .parse::<f32>()
-            {
-                let mut next = params.clone();
-                next.opacity = o.clamp(0.0, 1.0);
-                cb.emit(next);
+            let value = e.target_unchecked_into::<HtmlInputElement>().value();
+            if let Ok(o) = value.parse::<f32>() {
+                cb.emit(Edit::Opacity(o));
             }
         })
     };
@@ -218,14 +203,14 @@ pub fn results(props: &ResultsProps) -> Html {
                 { raw_view.unwrap_or_default() }
             </div>
             { busy.unwrap_or_default() }
-            { if props.embed { html! {} } else { result.map(|r| details(r, image, p, selected, &props.on_select)).unwrap_or_default() } }
+            { if props.embed { html! {} } else { run.map(|r| details(r, image, p, selected, &props.on_select)).unwrap_or_default() } }
         </section>
     }
 }
 
 /// Per-label thumbnails with CLS scores (best first), the timings, truncation notes.
 fn details(
-    r: &RunResult,
+    r: &Rc<RunResult>,
     image: &LoadedImage,
     p: &Params,
     selected: usize,
@@ -253,7 +238,7 @@ fn details(
                 { for order.into_iter().map(|i| {
                     let score = e.cls_scores.get(i).copied().unwrap_or(0.0);
                     let cb = on_select.clone();
-                    let thumb = layer(e, i, p, &image.thumb, r.original_hw, false);
+                    let thumb = layer(r, false, i, p, &image.thumb, false);
                     html! {
                         <li>
                             <button type="button" class={classes!("label", (i == selected).then_some("selected"))}

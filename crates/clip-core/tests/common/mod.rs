@@ -4,8 +4,10 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
-use clip_core::burn::tensor::Device;
-use clip_core::{Clip, ClipConfig, ClipTokenizer};
+use burn::tensor::Device;
+use clip_core::config::ClipConfig;
+use clip_core::input::tokenizer::ClipTokenizer;
+use clip_core::model::Clip;
 use safetensors::SafeTensors;
 use serde_json::Value;
 

@@ -1,0 +1,7 @@
+//! What goes into an explanation: the query ([`query`]), the picture ([`preprocess`]: decoded,
+//! resized as PIL does, normalised) and the text ([`tokenizer`]: OpenAI's CLIP tokenizer, text
+//! cleaning included).
+
+pub mod preprocess;
+pub mod query;
+pub mod tokenizer;

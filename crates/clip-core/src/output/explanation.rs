@@ -1,0 +1,166 @@
+//! The result of one explanation: the CLI's `--json`, the app's `window.clipSurgery.last`.
+//! Plain data: the page draws it without the model.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::output::maps::{resize_bilinear, similarity_map};
+use crate::output::points::Points;
+
+/// The result of one explanation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// One entry per result column; never the same label twice (a label set refuses a
+    /// repeat), so everything keyed by label below is one-to-one with the columns.
+    pub labels: Vec<String>,
+    /// Patch grid `[gh, gw]`.
+    pub grid: [usize; 2],
+    /// Per patch (row-major over the grid, class token excluded), one value per label, before
+    /// min-max. For an "a+b" text: the mean of the parts' min-maxed similarities.
+    pub similarity: Vec<Vec<f32>>,
+    /// Image-level probabilities over the labels (a single text scores 1).
+    pub cls_scores: Vec<f32>,
+    /// Text2Points per label, in original-image pixels (by column: [`Self::points_of`]).
+    pub points: BTreeMap<String, Points>,
+    /// The one column is an "a+b" combination: already min-maxed (see [`Self::map`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub combined: bool,
+    /// Labels whose prompts exceeded the 77-token context and were truncated.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
+}
+
+impl Explanation {
+    /// The similarity column of label `i` over the patches.
+    pub fn patch_column(&self, i: usize) -> Vec<f32> {
+        self.similarity
+            .iter()
+            .map(|row| row.get(i).copied().unwrap_or(0.0))
+            .collect()
+    }
+
+    /// The points of column `i`.
+    pub fn points_of(&self, i: usize) -> Option<&Points> {
+        self.points.get(self.labels.get(i)?)
+    }
+
+    /// Label `i`'s similarity map at `hw` (`[height, width]`, row-major, values in [0, 1]),
+    /// the one rule the CLI's overlays and the app's canvases share: per-label min-max over the
+    /// patches, then a bilinear resize (official `get_similarity_map`). An "a+b" combination is
+    /// the mean of its parts' min-maxed maps already, so it is only resized — the official
+    /// demo draws that mean as it is, and a second min-max would stretch it.
+    pub fn map(&self, i: usize, hw: [usize; 2]) -> Vec<f32> {
+        let patches = self.patch_column(i);
+        if self.combined {
+            resize_bilinear(&patches, self.grid, hw)
+        } else {
+            similarity_map(&patches, self.grid, hw)
+        }
+    }
+
+    /// Index of the best CLS score.
+    pub fn top1(&self) -> Option<usize> {
+        (0..self.cls_scores.len())
+            .max_by(|&a, &b| self.cls_scores[a].total_cmp(&self.cls_scores[b]))
+    }
+
+    /// How closely `other` (e.g. a quantized model's result) reproduces this one: the Pearson
+    /// correlation of each label's patch similarities — what a map's *shape* depends on, since
+    /// maps are min-maxed — and whether the CLS top-1 label agrees.
+    pub fn agreement(&self, other: &Explanation) -> Agreement {
+        Agreement {
+            pearson: (0..self.labels.len())
+                .map(|i| pearson(&self.patch_column(i), &other.patch_column(i)))
+                .collect(),
+            top1_agrees: self.top1() == other.top1(),
+        }
+    }
+}
+
+/// See [`Explanation::agreement`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Agreement {
+    /// Pearson r per label.
+    pub pearson: Vec<f64>,
+    /// Whether the highest CLS score is on the same label.
+    pub top1_agrees: bool,
+}
+
+/// Pearson correlation; 1 for two identical constant series (nothing to disagree on), 0 if
+/// only one is constant.
+pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    let mean = |x: &[f32]| x.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let (ma, mb) = (mean(a), mean(b));
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (&x, &y) in a.iter().zip(b) {
+        let (dx, dy) = (f64::from(x) - ma, f64::from(y) - mb);
+        sab += dx * dy;
+        saa += dx * dx;
+        sbb += dy * dy;
+    }
+    match (saa > 0.0, sbb > 0.0) {
+        (true, true) => sab / (saa * sbb).sqrt(),
+        (false, false) if a == b => 1.0,
+        _ => 0.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn two_labels() -> Explanation {
+        Explanation {
+            labels: vec!["cat".into(), "dog".into()],
+            grid: [1, 2],
+            similarity: vec![vec![0.2, 0.5], vec![0.4, 0.6]],
+            cls_scores: vec![0.3, 0.7],
+            points: BTreeMap::from([
+                ("cat".into(), Points::default()),
+                (
+                    "dog".into(),
+                    Points {
+                        xy: vec![[1, 2]],
+                        positive: vec![true],
+                    },
+                ),
+            ]),
+            combined: false,
+            truncated: vec![],
+        }
+    }
+
+    #[test]
+    fn json_keys_points_by_label_and_columns_find_theirs() {
+        let e = two_labels();
+        let json: serde_json::Value = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["points"]["dog"]["xy"], serde_json::json!([[1, 2]]));
+        assert!(json.get("combined").is_none() && json.get("truncated").is_none());
+        let back: Explanation = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.points_of(1).unwrap().xy, vec![[1, 2]]);
+        assert_eq!(e.points_of(2), None);
+    }
+
+    #[test]
+    fn maps_min_max_unless_combined() {
+        let mut e = two_labels();
+        e.labels.truncate(1);
+        e.similarity = vec![vec![0.2], vec![0.6]];
+        assert_eq!(e.map(0, [1, 2]), vec![0.0, 1.0]);
+        // A combination's column is already a mean of min-maxed maps: drawn as it is.
+        e.combined = true;
+        assert_eq!(e.map(0, [1, 2]), vec![0.2, 0.6]);
+    }
+
+    #[test]
+    fn pearson_known_values() {
+        assert!((pearson(&[1., 2., 3.], &[2., 4., 6.]) - 1.0).abs() < 1e-12);
+        assert!((pearson(&[1., 2., 3.], &[3., 2., 1.]) + 1.0).abs() < 1e-12);
+        assert!(pearson(&[1., 2., 1., 2.], &[1., 1., 2., 2.]).abs() < 1e-12);
+        assert_eq!(pearson(&[1., 1.], &[1., 1.]), 1.0);
+        assert_eq!(pearson(&[1., 1.], &[1., 2.]), 0.0);
+    }
+}

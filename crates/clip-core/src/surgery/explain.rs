@@ -1,0 +1,158 @@
+//! The whole explanation, from preprocessed pixels and a query to the numbers the CLI writes
+//! with `--json` and the app draws: similarities, CLS scores and points.
+//!
+//! Device work is queued first and read back once at the end with `into_data_async`, so the
+//! same code runs in a browser (where synchronous read-back is impossible) and natively.
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{Tensor, TensorData};
+
+use crate::error::{ClipError, Result};
+use crate::input::preprocess::Preprocessed;
+use crate::input::query::{Method, Query, split_target};
+use crate::input::tokenizer::ClipTokenizer;
+use crate::model::Clip;
+use crate::output::explanation::Explanation;
+use crate::output::maps::{column, combine_min_max};
+use crate::output::points::{
+    POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points,
+};
+use crate::surgery::feature::{
+    cls_scores, feature_surgery, feature_surgery_single, raw_similarity,
+};
+use crate::surgery::prompts::{TextFeatures, encode_ensembles};
+
+/// Progress of an explanation, for progress bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Encoding prompt ensembles: `(texts done, texts total)`.
+    Text(usize, usize),
+    /// Running the image tower.
+    Image,
+    /// Reading results back and building maps and points.
+    Finish,
+}
+
+/// Uploads preprocessed pixels as a `[1, 3, H, W]` tensor.
+pub fn pixels_tensor(model: &Clip, image: &Preprocessed) -> Tensor<4> {
+    let [h, w] = image.input_hw;
+    Tensor::from_data(
+        TensorData::new(image.pixels.clone(), [1, 3, h, w]),
+        model.device(),
+    )
+}
+
+/// Reads a float tensor back to the host.
+pub async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
+    let data = tensor
+        .into_data_async()
+        .await
+        .map_err(|e| ClipError::Device(format!("{e:?}")))?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| ClipError::Device(format!("{e:?}")))
+}
+
+/// Explains `query` on `image`.
+pub async fn explain(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    image: &Preprocessed,
+    query: &Query,
+    method: Method,
+    mut progress: impl FnMut(Stage),
+) -> Result<Explanation> {
+    let grid = model
+        .vision_model
+        .grid_for(image.input_hw[0], image.input_hw[1])?;
+    // Text first: the ensembles are the long part on CPU and report progress per text.
+    let (texts, parts_per_label): (Vec<String>, Vec<usize>) = match query {
+        Query::Labels(labels) => (labels.clone(), vec![1; labels.len()]),
+        Query::Text(text) => {
+            let parts = split_target(text);
+            let n = parts.len();
+            (parts, vec![n])
+        }
+    };
+    let single = matches!(query, Query::Text(_));
+    // Single-text surgery also needs the redundant feature, the ensemble of ""; raw CLIP
+    // does not, so it is not encoded there (85 more prompts).
+    let needs_redundant = single && method == Method::Surgery;
+    let mut all = texts.clone();
+    if needs_redundant {
+        all.push(String::new());
+    }
+    let TextFeatures {
+        features,
+        truncated,
+    } = encode_ensembles(model, tokenizer, &all, |done, total| {
+        progress(Stage::Text(done, total))
+    })?;
+    let e = model.config.embed_dim;
+    let n_texts = texts.len();
+
+    progress(Stage::Image);
+    let tokens = model.encode_image(pixels_tensor(model, image), method)?; // [1, N+1, E]
+    let [_, n1, _] = tokens.dims();
+    let tokens = tokens.reshape([n1, e]);
+    let text = features.clone().slice([0..n_texts, 0..e]);
+    let similarity = match (method, single) {
+        (Method::Raw, _) => raw_similarity(tokens.clone(), text.clone()),
+        (Method::Surgery, false) => feature_surgery(tokens.clone(), text.clone()),
+        (Method::Surgery, true) => {
+            let redundant = features.slice([n_texts..n_texts + 1, 0..e]);
+            feature_surgery_single(tokens.clone(), text.clone(), redundant)
+        }
+    };
+    // A single text has nothing to be compared with: its score is 1 by definition.
+    let scores = (!single).then(|| cls_scores(tokens, text, model.logit_scale));
+
+    progress(Stage::Finish);
+    let similarity = read_back(similarity).await?; // [N+1, T], row-major
+    let cls_scores = match scores {
+        Some(scores) => read_back(scores).await?,
+        None => vec![1.0],
+    };
+    let patches = &similarity[n_texts..]; // drop the class token row
+    let [gh, gw] = grid;
+    debug_assert_eq!(patches.len(), gh * gw * n_texts);
+
+    let labels = query.display_labels();
+    let mut columns = Vec::with_capacity(labels.len());
+    let mut points = BTreeMap::new();
+    let mut first = 0;
+    for (label, &n_parts) in labels.iter().zip(&parts_per_label) {
+        let parts: Vec<Vec<f32>> = (first..first + n_parts)
+            .map(|t| column(patches, n_texts, t))
+            .collect();
+        first += n_parts;
+        let (values, label_points) = if n_parts == 1 {
+            let p = similarity_to_points(
+                &parts[0],
+                grid,
+                image.original_hw,
+                POINT_THRESHOLD,
+                POINT_DOWNSAMPLE,
+            );
+            (parts.into_iter().next().unwrap_or_default(), p)
+        } else {
+            let mean = combine_min_max(&parts);
+            let p = combined_points(&parts, &mean, grid, image.original_hw);
+            (mean, p)
+        };
+        columns.push(values);
+        points.insert(label.clone(), label_points);
+    }
+    let similarity = (0..gh * gw)
+        .map(|i| columns.iter().map(|c| c[i]).collect())
+        .collect();
+    Ok(Explanation {
+        labels,
+        grid,
+        similarity,
+        cls_scores,
+        points,
+        combined: query.is_combined(),
+        truncated,
+    })
+}

@@ -1,0 +1,31 @@
+//! The title, the tagline and the badge that says where CLIP runs. A view function, not a
+//! component: it holds no state, and every component type costs the page's wasm its own copy
+//! of Yew's lifecycle code.
+
+use yew::prelude::*;
+
+use crate::ui::state::DeviceState;
+
+/// The page header.
+pub fn header(device: &DeviceState) -> Html {
+    let badge = match device {
+        DeviceState::Starting => {
+            html! { <span class="badge" data-device="starting">{ "Starting…" }</span> }
+        }
+        DeviceState::Ready { kind, .. } => html! {
+            <span class="badge ok" data-device={kind.label().to_lowercase()} title="Where CLIP runs">{ kind.label() }</span>
+        },
+        DeviceState::Failed(_) => {
+            html! { <span class="badge bad" data-device="none">{ "No device" }</span> }
+        }
+    };
+    html! {
+        <header class="top">
+            <div>
+                <h1>{ "CLIP " }<span>{ "Surgery" }</span></h1>
+                <p class="tagline">{ "See what CLIP looks at — computed in your browser, nothing uploaded." }</p>
+            </div>
+            { badge }
+        </header>
+    }
+}

@@ -1,0 +1,45 @@
+//! The banners above the panels: a dead worker (with a restart), the device note (CPU
+//! fallback, a lost GPU) or failure, and problems with the address's parameters. A view
+//! function, not a component (it holds no state).
+
+use yew::prelude::*;
+
+use crate::ui::state::{DeviceState, State};
+
+/// The banners, each only when there is something to say.
+pub fn notices(state: &State, on_restart: Callback<()>, on_dismiss: Callback<()>) -> Html {
+    let worker = state.worker_error.as_ref().map(|e| {
+        html! {
+            <div class="banner error" role="alert">
+                { e.clone() }
+                <button type="button" onclick={on_restart.reform(|_| ())}>{ "Restart the engine" }</button>
+            </div>
+        }
+    });
+    let device = match &state.device {
+        DeviceState::Ready {
+            note: Some(note), ..
+        } => Some(html! { <div class="banner note" role="status">{ note.clone() }</div> }),
+        DeviceState::Failed(e) => {
+            Some(html! { <div class="banner error" role="alert">{ e.clone() }</div> })
+        }
+        _ => None,
+    };
+    let warnings = (!state.warnings.is_empty()).then(|| {
+        html! {
+            <div class="banner note" role="status">
+                <ul>{ for state.warnings.iter().map(|w| html! { <li>{ w.clone() }</li> }) }</ul>
+                <button type="button" class="link" onclick={on_dismiss.reform(|_| ())}>
+                    { "Dismiss" }
+                </button>
+            </div>
+        }
+    });
+    html! {
+        <>
+            { worker.unwrap_or_default() }
+            { device.unwrap_or_default() }
+            { warnings.unwrap_or_default() }
+        </>
+    }
+}
