@@ -444,3 +444,127 @@ test('broken packs are named in the UI, nothing of them stays cached, and a good
     await b.close();
   }
 });
+
+// ---- Foundations: addresses, device limits, a lost GPU, streamed conversion, parameters ----
+
+// Runs first in the worker (the loader script is served with it prepended): records the
+// WebGPU devices it creates (so a test can destroy them, as a driver reset would) and every
+// Cache Storage write (so a test can see what was never stored).
+const WORKER_PROBE = `
+self.__probe = { devices: [], puts: [] };
+if (self.GPUAdapter) {
+  const requestDevice = GPUAdapter.prototype.requestDevice;
+  GPUAdapter.prototype.requestDevice = async function (...args) {
+    const device = await requestDevice.apply(this, args);
+    self.__probe.devices.push(device);
+    return device;
+  };
+}
+const put = Cache.prototype.put;
+Cache.prototype.put = function (request, response) {
+  self.__probe.puts.push(typeof request === 'string' ? request : request.url);
+  return put.call(this, request, response);
+};
+`;
+
+async function probeWorker(ctx) {
+  await ctx.route('**/www/worker_loader.js', async (route) => {
+    const response = await route.fetch();
+    await route.fulfill({ response, body: WORKER_PROBE + (await response.text()) });
+  });
+}
+
+async function worker(page) {
+  return page.workers()[0] ?? page.waitForEvent('worker');
+}
+
+test('model URLs with a query string or a fragment fetch the sibling config and the right weights', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open();
+  try {
+    for (const [model, search] of [
+      ['models/tiny/model.safetensors?download=true#weights', '?download=true'],
+      ['models/tiny/?rev=2', '?rev=2'],
+    ]) {
+      const before = server.log.length;
+      await b.page.goto(`${server.origin}/?model=${encodeURIComponent(model)}&quant=f32&${INPUTS}&device=cpu`);
+      assertMatchesCli(await result(b.page), reference);
+      const asked = server.log.slice(before).filter((r) => r.path.startsWith('/models/'));
+      for (const file of ['config.json', 'model.safetensors']) {
+        assert.ok(asked.some((r) => r.path === `/models/tiny/${file}` && r.search === search),
+          `${model}: ${file} with ${search} not requested: ${JSON.stringify(asked)}`);
+      }
+      await clearLast(b.page);
+      await b.page.evaluate(async () => { for (const k of await caches.keys()) await caches.delete(k); });
+    }
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('WebGPU: inputs too large for the device are refused by name; a lost GPU is said and the next run recovers', { timeout: RUN_TIMEOUT * 4 }, async () => {
+  const b = await open();
+  await probeWorker(b.ctx);
+  try {
+    // An input whose attention scores exceed what SwiftShader can bind: a message, not a
+    // dead worker.
+    await b.page.goto(`${server.origin}/?model=models/tiny&quant=f32&image=img/astronaut.png&labels=${LABELS.join(',')}&size=2048&device=webgpu`);
+    const refused = await lastError(b.page);
+    assert.match(refused, /too large for WebGPU.*largest square input here is \d+×\d+/);
+    const largest = Number(refused.match(/here is (\d+)×/)[1]);
+    console.log(`  tiny model, WebGPU on SwiftShader: largest input ${largest} px — ${refused}`);
+    // The form offers no more than that, and says why.
+    await b.page.getByLabel('Input size').selectOption('custom');
+    await b.page.getByLabel(/Custom size/).fill('2048');
+    await b.page.getByLabel(/Custom size/).press('Tab');
+    await b.page.getByRole('alert').filter({ hasText: `At most ${largest} px` }).waitFor();
+    await b.page.getByLabel('Input size').selectOption('224');
+    await clearLast(b.page);
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    assertMatchesCli(await result(b.page), reference);
+
+    // The GPU goes away (as after a driver reset): the page says so ...
+    const w = await worker(b.page);
+    assert.equal(await w.evaluate(() => self.__probe.devices.length), 1);
+    await w.evaluate(() => self.__probe.devices.forEach((d) => d.destroy()));
+    await b.page.getByRole('status').filter({ hasText: 'GPU device was lost' }).waitFor();
+    // ... and the next run makes a new device, loads the weights again and gives the same
+    // numbers.
+    await clearLast(b.page);
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    const again = await result(b.page);
+    assert.equal(again.device, 'webgpu');
+    assertMatchesCli(again, reference);
+    assert.equal(await w.evaluate(() => self.__probe.devices.length), 2);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('a checkpoint converted in the browser streams through the converter and is never cached whole; bad parameters and duplicate labels are said', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  await probeWorker(b.ctx);
+  try {
+    const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'int8'));
+    await b.page.goto(`${server.origin}/?model=models/tiny&quant=int8&${INPUTS}&device=cpu&embed=maybe&compare=2`);
+    assertMatchesCli(await result(b.page), ref);
+    const w = await worker(b.page);
+    const puts = await w.evaluate(() => self.__probe.puts);
+    assert.ok(puts.some((u) => u.includes('clip-surgery-pack=int8&file=manifest.json')), puts.join('\n'));
+    assert.ok(!puts.some((u) => u.endsWith('/models/tiny/model.safetensors')), `the checkpoint was cached: ${puts}`);
+    // Every unusable parameter is named in the dismissable note, not dropped silently.
+    const note = b.page.getByRole('status').filter({ hasText: 'embed=maybe' });
+    await note.filter({ hasText: 'compare=2' }).waitFor();
+    await note.getByRole('button', { name: 'Dismiss' }).click();
+    await note.waitFor({ state: 'detached' });
+    // A label given twice is refused with the CLI's words.
+    await clearLast(b.page);
+    await b.page.getByLabel('Labels (comma-separated)').fill('cat, dog, cat');
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    assert.match(await lastError(b.page), /"cat" is given twice/);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
