@@ -5,12 +5,13 @@ use std::rc::Rc;
 
 use js_sys::Array;
 use wasm_bindgen::prelude::*;
-use web_sys::{ErrorEvent, MessageEvent, Worker};
+use web_sys::{ErrorEvent, MessageEvent, Worker, WorkerOptions, WorkerType};
 use yew::Callback;
 
-use clip_protocol::{Request, Response, pack, unpack};
+use clip_protocol::{DeviceChoice, Request, Response, pack, unpack};
 
-/// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches).
+/// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches): a module
+/// worker that picks the WebGPU build or the threaded CPU one for the device asked for.
 const WORKER_URL: &str = "./www/worker_loader.js";
 
 /// Requests held until the worker listens: `None` once it does.
@@ -28,11 +29,15 @@ impl WorkerLink {
     /// Starts the worker. `on_response` gets each message with its payload (or `undefined`);
     /// `on_crash` gets a message when the worker dies (an uncaught error or an abort).
     pub fn spawn(
+        device: DeviceChoice,
         on_response: Callback<(Response, JsValue)>,
         on_crash: Callback<String>,
     ) -> Result<Self, String> {
-        let worker =
-            Worker::new(WORKER_URL).map_err(|e| format!("cannot start the model worker: {e:?}"))?;
+        let url = format!("{WORKER_URL}?device={}", device.param().unwrap_or("auto"));
+        let options = WorkerOptions::new();
+        options.set_type(WorkerType::Module);
+        let worker = Worker::new_with_options(&url, &options)
+            .map_err(|e| format!("cannot start the model worker: {e:?}"))?;
         let crash = on_crash.clone();
         let backlog: Backlog = Rc::new(RefCell::new(Some(Vec::new())));
         let (held, target) = (backlog.clone(), worker.clone());

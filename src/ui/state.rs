@@ -47,6 +47,8 @@ pub enum DeviceState {
         kind: DeviceKind,
         /// Fallback or loss explanation.
         note: Option<String>,
+        /// CPU threads (1 on WebGPU).
+        threads: u32,
     },
     /// None usable.
     Failed(String),
@@ -477,7 +479,17 @@ impl State {
 
     fn apply(&mut self, response: Response) {
         match response {
-            Response::Device { kind, note } => self.device = DeviceState::Ready { kind, note },
+            Response::Device {
+                kind,
+                note,
+                threads,
+            } => {
+                self.device = DeviceState::Ready {
+                    kind,
+                    note,
+                    threads,
+                }
+            }
             Response::DeviceLost { reason } => {
                 self.device = DeviceState::Ready {
                     kind: DeviceKind::Webgpu,
@@ -485,6 +497,7 @@ impl State {
                         "The GPU device was lost ({reason}). The next run starts it again and \
                          reloads the model from the cache."
                     )),
+                    threads: 1,
                 };
             }
             Response::Progress {

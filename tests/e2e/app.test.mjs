@@ -66,7 +66,7 @@ function cli(args, model = path.join(FIXTURES, 'tiny-clip')) {
   return JSON.parse(fs.readFileSync(out, 'utf8'));
 }
 
-async function open({ webgpu = true, viewport = { width: 1280, height: 900 } } = {}) {
+async function open({ webgpu = true, viewport = { width: 1280, height: 900 }, origins = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'clip-e2e-'));
   const ctx = await chromium.launchPersistentContext(dir, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
@@ -78,7 +78,8 @@ async function open({ webgpu = true, viewport = { width: 1280, height: 900 } } =
   const problems = [];
   ctx.on('request', (r) => requests.push({ url: r.url(), method: r.method(), body: r.postDataBuffer()?.length ?? 0 }));
   // Only the local server may be reached; anything else is recorded and refused.
-  await ctx.route((url) => url.origin !== server.origin, (route) => {
+  const allowed = [server.origin, ...origins];
+  await ctx.route((url) => !allowed.includes(url.origin), (route) => {
     problems.push(`request to another origin: ${route.request().url()}`);
     return route.abort();
   });
@@ -209,8 +210,13 @@ test('CPU fallback: without WebGPU a note shows, the UI stays responsive, result
     await b.page.goto(`${server.origin}/?${QUERY}`);
     const last = await result(b.page);
     assert.equal(last.device, 'cpu');
-    await b.page.locator('[data-device="cpu"]').waitFor();
+    // The server isolates the page (COOP/COEP, like `cargo xtask serve`): the threaded build.
+    const badge = b.page.locator('[data-device="cpu"]');
+    await badge.waitFor();
+    const threads = Number(await badge.getAttribute('data-threads'));
+    assert.equal(threads, Math.min(os.availableParallelism(), 16), 'one CPU thread per core');
     await b.page.getByText(/WebGPU is not available/).waitFor();
+    assert.equal(await b.page.getByText(/one thread/).count(), 0);
     const worst = assertMatchesCli(last, reference);
     const gap = await b.page.evaluate(() => window.__maxGap);
     console.log(`  CPU (wasm) vs CLI: max |Δ similarity| = ${worst.toExponential(2)}; longest frame during the run ${gap.toFixed(0)} ms; run ${last.timings_ms.total.toFixed(0)} ms`);
@@ -219,6 +225,79 @@ test('CPU fallback: without WebGPU a note shows, the UI stays responsive, result
     assert.deepEqual(b.problems, []);
   } finally {
     await b.close();
+  }
+});
+
+test('text features are encoded once: a repeat, a changed label and the next visit reuse them', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  const b = await open({ webgpu: false });
+  const labels = b.page.getByLabel('Labels (comma-separated)');
+  const explain = async (text) => {
+    await clearLast(b.page);
+    await labels.fill(text);
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    return result(b.page);
+  };
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu`);
+    const first = await result(b.page);
+    const encode = first.timings_ms.text;
+    // One label more: only it is encoded (a quarter of the first run's four, plus slack).
+    const more = await explain([...LABELS, 'tree'].join(','));
+    assert.ok(more.timings_ms.text < 0.6 * encode, `one new label took ${more.timings_ms.text} ms of text, four took ${encode} ms`);
+    const again = await explain(LABELS.join(','));
+    assert.ok(again.timings_ms.text < 0.05 * encode, `a repeat spent ${again.timings_ms.text} ms on text, the first ${encode} ms`);
+    assert.deepEqual(again.similarity, first.similarity, 'features from the bank give the same numbers');
+    // The next visit: the features persisted in Cache Storage.
+    const next = await b.ctx.newPage();
+    await next.goto(`${server.origin}/?${QUERY}&device=cpu`);
+    const visit = await result(next);
+    assert.ok(visit.timings_ms.text < 0.05 * encode, `the next visit spent ${visit.timings_ms.text} ms on text, the first ${encode} ms`);
+    assertMatchesCli(visit, reference);
+    console.log(`  text: first ${encode.toFixed(0)} ms, +1 label ${more.timings_ms.text.toFixed(0)} ms, repeat ${again.timings_ms.text.toFixed(0)} ms, next visit ${visit.timings_ms.text.toFixed(0)} ms`);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('without COOP/COEP the app\'s service worker isolates the page; embedded in a page that is not isolated, the CPU runs one thread and says why', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  // Two plain static hosts: the app's, and a docs page's on another port (another origin, the
+  // same site, so the embedded app keeps its storage).
+  const plain = await startServer({ dist: DIST, fixtures: FIXTURES, packs: PACKS, isolated: false });
+  const docs = await startServer({
+    dist: DIST, fixtures: FIXTURES, packs: PACKS, isolated: false,
+    pages: { '/host.html': '<!doctype html><title>docs</title><iframe id="app" width="900" height="700"></iframe>' },
+  });
+  const origins = [plain.origin, docs.origin];
+  try {
+    const b = await open({ webgpu: false, origins });
+    try {
+      await b.page.goto(`${plain.origin}/?${QUERY}&device=cpu`);
+      await result(b.page);
+      assert.equal(await b.page.evaluate(() => self.crossOriginIsolated), true);
+      assert.ok(await b.page.evaluate(() => navigator.serviceWorker.controller !== null));
+      const threads = Number(await b.page.locator('[data-device="cpu"]').getAttribute('data-threads'));
+      assert.equal(threads, Math.min(os.availableParallelism(), 16));
+      assert.deepEqual(b.problems, []);
+    } finally {
+      await b.close();
+    }
+    const e = await open({ webgpu: false, origins });
+    try {
+      await e.page.goto(`${docs.origin}/host.html`);
+      await e.page.evaluate((src) => { document.getElementById('app').src = src; }, `${plain.origin}/?${QUERY}&device=cpu`);
+      const frame = e.page.frameLocator('#app');
+      await frame.locator('[data-device="cpu"][data-threads="1"]').waitFor({ timeout: RUN_TIMEOUT });
+      await frame.getByText(/one thread: the page is not cross-origin isolated/).waitFor();
+      const app = e.page.frames().find((f) => f.url().startsWith(plain.origin));
+      assertMatchesCli(await result(app), reference);
+      assert.deepEqual(e.problems, []);
+    } finally {
+      await e.close();
+    }
+  } finally {
+    await plain.close();
+    await docs.close();
   }
 });
 
@@ -468,7 +547,7 @@ Cache.prototype.put = function (request, response) {
 `;
 
 async function probeWorker(ctx) {
-  await ctx.route('**/www/worker_loader.js', async (route) => {
+  await ctx.route((url) => url.pathname.endsWith('/www/worker_loader.js'), async (route) => {
     const response = await route.fetch();
     await route.fulfill({ response, body: WORKER_PROBE + (await response.text()) });
   });

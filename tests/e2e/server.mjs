@@ -71,7 +71,12 @@ function brokenPacks(dir) {
   };
 }
 
-export async function startServer({ dist, fixtures, packs }) {
+/**
+ * `isolated`: send COOP/COEP, as `cargo xtask serve` does (the page is cross-origin isolated
+ * and the CPU worker runs threads); without, the page is what a plain static host gives.
+ * `pages`: more files by path (e.g. a page that embeds the app).
+ */
+export async function startServer({ dist, fixtures, packs, isolated = true, pages = {} }) {
   const tiny = path.join(fixtures, 'tiny-clip');
   const weights = fs.readFileSync(path.join(tiny, 'model.safetensors'));
   const virtual = {
@@ -80,6 +85,7 @@ export async function startServer({ dist, fixtures, packs }) {
     '/models/truncated/model.safetensors': weights.subarray(0, Math.floor(weights.length * 0.6)),
     '/img/huge.png': hugePng(10000),
     '/img/notes.txt': Buffer.from('these are notes, not an image\n'),
+    ...Object.fromEntries(Object.entries(pages).map(([k, v]) => [k, Buffer.from(v)])),
   };
   for (const [name, [json, shard]] of Object.entries(brokenPacks(path.join(packs, 'int8')))) {
     virtual[`/packs/broken-${name}/manifest.json`] = Buffer.from(json);
@@ -123,6 +129,9 @@ export async function startServer({ dist, fixtures, packs }) {
         'content-length': file.length,
         // Only Cache Storage may make a second visit skip the download, not the HTTP cache.
         'cache-control': 'no-store',
+        ...(isolated
+          ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' }
+          : {}),
       });
       res.end(file);
     });

@@ -1,4 +1,5 @@
-//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures | fuzz`.
+//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures | fuzz`
+//! (and `worker-threads`, which trunk runs after each build).
 //!
 //! `setup` installs what the other commands need on a fresh Debian machine and is quick when
 //! everything is there already; `test`, `serve` and `build` run the parts of it they need.
@@ -20,6 +21,9 @@ const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures
   serve      build the web app and serve it at http://127.0.0.1:8080
   build      build the web app into dist/ (static files for any host)
   fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)
+  worker-threads
+             build the threaded CPU worker into trunk's staging dir (trunk runs it after each
+             build; CLIP_SURGERY_THREADS=0 skips it, and the app then runs one CPU thread)
   fuzz [TARGET…] [--seconds N]
              run the fuzz targets under libFuzzer (nightly + cargo-fuzz, installed if missing),
              N seconds each (default 600); every `cargo xtask test` runs a bounded smoke
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
         Some("build") => build(),
         Some("fixtures") => fixtures(),
         Some("fuzz") => fuzz(&args[1..]),
+        Some("worker-threads") => worker_threads(),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -195,6 +200,22 @@ fn setup(needs: Needs) -> Result {
                 .arg(format!("binaryen@{BINARYEN_VERSION}")))?;
         }
         run(cargo().args(["fetch", "--locked"]))?;
+        // The threaded worker rebuilds the standard library with atomics.
+        let nightly = nightly()?;
+        let components = output(
+            "rustup",
+            &["component", "list", "--installed", "--toolchain", &nightly],
+        )
+        .unwrap_or_default();
+        if !components.lines().any(|l| l.starts_with("rust-src")) {
+            run(Command::new("rustup").args([
+                "component",
+                "add",
+                "rust-src",
+                "--toolchain",
+                &nightly,
+            ]))?;
+        }
     }
     Ok(())
 }
@@ -355,6 +376,97 @@ fn build() -> Result {
     trunk(&["build", "--release"])
 }
 
+/// Wasm memory of the threaded worker: shared memory must declare its maximum; 4 GiB, all of
+/// wasm32's (what the single-threaded build may grow to, and what its size limits assume).
+const THREADS_MAX_MEMORY: u64 = 4 << 30;
+
+/// `cargo xtask worker-threads`: the CPU worker with rayon on Web Workers, into
+/// `$TRUNK_STAGING_DIR/mt/` (trunk's post-build hook) or `dist/mt/`. Wasm threads need atomics
+/// and bulk memory in every crate, the standard library included, hence nightly's build-std;
+/// trunk builds all Rust assets with one toolchain and one set of flags, hence a hook. Same
+/// profile as trunk's (Cargo.toml `wasm-release`), then wasm-bindgen (`--target web`: the
+/// helper workers import the module) and wasm-opt as trunk runs them.
+fn worker_threads() -> Result {
+    let out = env::var_os("TRUNK_STAGING_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("dist"))
+        .join("mt");
+    if env::var("CLIP_SURGERY_THREADS").is_ok_and(|v| v == "0") {
+        eprintln!(
+            "xtask: CLIP_SURGERY_THREADS=0: no threaded worker (the app runs one CPU thread)"
+        );
+        return Ok(());
+    }
+    let nightly = nightly()?;
+    let target_dir = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
+        .join("wasm-threads");
+    // Shared memory, imported (wasm-bindgen creates it and hands it to every thread), and the
+    // exports wasm-bindgen needs to set up each thread's TLS: rustc's wasm32-unknown-unknown
+    // does not add these for atomics by itself.
+    let mut flags = "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128".to_string();
+    for arg in [
+        "--shared-memory",
+        "--import-memory",
+        &format!("--max-memory={THREADS_MAX_MEMORY}"),
+        "--export=__wasm_init_tls",
+        "--export=__tls_size",
+        "--export=__tls_align",
+        "--export=__tls_base",
+    ] {
+        flags += &format!(" -C link-arg={arg}");
+    }
+    run(Command::new("cargo")
+        .arg(format!("+{nightly}"))
+        .args([
+            "build",
+            "--locked",
+            "-Z",
+            "build-std=panic_abort,std",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--profile",
+            "wasm-release",
+            "-p",
+            "clip-surgery-worker",
+            "--bin",
+            "worker",
+            "--no-default-features",
+            "--features",
+            "threads",
+        ])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .current_dir(root())
+        // Not the outer build's: these replace .cargo/config.toml's target rustflags.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env("RUSTFLAGS", flags))?;
+    let wasm = target_dir.join("wasm32-unknown-unknown/wasm-release/worker.wasm");
+    let _ = std::fs::remove_dir_all(&out);
+    run(Command::new("wasm-bindgen")
+        .args([
+            "--target",
+            "web",
+            "--no-typescript",
+            "--out-name",
+            "worker",
+            "--out-dir",
+        ])
+        .arg(&out)
+        .arg(&wasm)
+        .env("PATH", tool_path()))?;
+    let bg = out.join("worker_bg.wasm");
+    // Features (threads, SIMD, …) come from the module's target-features section, as trunk's
+    // own wasm-opt run relies on.
+    run(Command::new("wasm-opt")
+        .arg("-Oz")
+        .arg(&bg)
+        .arg("-o")
+        .arg(&bg)
+        .env("PATH", tool_path()))
+}
+
 fn fixtures() -> Result {
     let venv = root().join("target/refvenv");
     let python = venv.join("bin/python");
@@ -373,9 +485,9 @@ fn fixtures() -> Result {
     Ok(())
 }
 
-/// The nightly cargo-fuzz builds with (sanitizers need one); pinned by date so that a run here
-/// and a run elsewhere build the same way.
-const FUZZ_NIGHTLY: &str = "nightly-2026-05-19";
+/// The nightly for what stable cannot build: cargo-fuzz (sanitizers) and the threaded worker
+/// (`-Z build-std`); pinned by date so that a run here and a run elsewhere build the same way.
+const NIGHTLY: &str = "nightly-2026-05-19";
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const FUZZ_TARGETS: [&str; 6] = [
     "safetensors",
@@ -388,22 +500,16 @@ const FUZZ_TARGETS: [&str; 6] = [
 
 /// The pinned nightly: installed under its dated name, or as `nightly` if that is the same
 /// build (machines here come with it); installed otherwise.
-fn fuzz_toolchain() -> Result<String> {
-    let date = FUZZ_NIGHTLY.trim_start_matches("nightly-");
-    for name in [FUZZ_NIGHTLY, "nightly"] {
+fn nightly() -> Result<String> {
+    let date = NIGHTLY.trim_start_matches("nightly-");
+    for name in [NIGHTLY, "nightly"] {
         let version = output("rustc", &[&format!("+{name}"), "-V"]).unwrap_or_default();
         if version.contains(date) {
             return Ok(name.to_string());
         }
     }
-    run(Command::new("rustup").args([
-        "toolchain",
-        "install",
-        FUZZ_NIGHTLY,
-        "--profile",
-        "minimal",
-    ]))?;
-    Ok(FUZZ_NIGHTLY.to_string())
+    run(Command::new("rustup").args(["toolchain", "install", NIGHTLY, "--profile", "minimal"]))?;
+    Ok(NIGHTLY.to_string())
 }
 
 /// `cargo xtask fuzz [TARGET…] [--seconds N]`: libFuzzer on each target for N seconds, starting
@@ -422,7 +528,7 @@ fn fuzz(args: &[String]) -> Result {
     if targets.is_empty() {
         targets = FUZZ_TARGETS.iter().map(|t| t.to_string()).collect();
     }
-    let toolchain = fuzz_toolchain()?;
+    let toolchain = nightly()?;
     let have = output("cargo", &["fuzz", "--version"]).unwrap_or_default();
     if !have.contains(CARGO_FUZZ_VERSION) {
         run(cargo().args([

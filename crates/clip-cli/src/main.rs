@@ -17,6 +17,7 @@ use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::explanation::Explanation;
+use clip_core::surgery::bank::TextBank;
 use clip_core::surgery::explain::{Stage, explain};
 use clip_core::weights::checkpoint::Checkpoint;
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
@@ -396,19 +397,22 @@ fn eval(
             Ok((format!("{name}@{size}"), pre))
         })
         .collect::<Result<Vec<_>>>()?;
-    let run = |clip: &Clip, pre| {
+    // One text bank per model: each model encodes the labels once, not once per input.
+    let run = |clip: &Clip, bank: &mut TextBank, pre| {
         pollster::block_on(explain(
             clip,
             &tokenizer,
             pre,
             &query,
             Method::Surgery,
+            bank,
             |_| {},
         ))
     };
+    let mut bank = TextBank::new();
     let wanted = inputs
         .iter()
-        .map(|(_, pre)| run(&reference, pre))
+        .map(|(_, pre)| run(&reference, &mut bank, pre))
         .collect::<Result<Vec<_>, _>>()?;
     println!(
         "| scheme | pack size | lowest r (label, input) | mean r | CLS top-1 agreement |\n|---|---|---|---|---|"
@@ -427,9 +431,10 @@ fn eval(
             &mut |_, _| {},
         )?;
         let clip = Clip::from_pack(&pack, &device)?;
+        let mut bank = TextBank::new();
         let (mut lowest, mut sum, mut n, mut agree) = ((f64::INFINITY, String::new()), 0.0, 0, 0);
         for ((name, pre), want) in inputs.iter().zip(&wanted) {
-            let agreement = want.agreement(&run(&clip, pre)?);
+            let agreement = want.agreement(&run(&clip, &mut bank, pre)?);
             for (label, &r) in want.labels.iter().zip(&agreement.pearson) {
                 if r < lowest.0 {
                     lowest = (r, format!("{label}, {name}"));
@@ -476,6 +481,7 @@ fn explain_with_progress(
         pre,
         query,
         method,
+        &mut TextBank::new(),
         |stage| match stage {
             Stage::Text(done, total) => {
                 bar.set_message("text prompts (85 each)");

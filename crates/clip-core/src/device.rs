@@ -2,7 +2,9 @@
 //! one device can hold: the largest input it runs without an allocation failure (which, on
 //! WebGPU or in wasm, would take the whole worker down instead of returning an error).
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::Device;
+#[cfg(feature = "gpu")]
+use burn::tensor::DeviceKind;
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
@@ -14,6 +16,7 @@ pub fn cpu() -> Device {
     Device::flex()
 }
 
+#[cfg(feature = "gpu")]
 /// Initialises burn's wgpu runtime once and returns its device: the browser's WebGPU adapter
 /// on wasm32, the platform GPU (or a software Vulkan such as lavapipe) natively. Tries the
 /// default (high-performance) adapter, then any CPU-type adapter.

@@ -13,11 +13,14 @@ use clip_core::output::maps::{column, combine_min_max, similarity_map};
 use clip_core::output::points::{
     POINT_DOWNSAMPLE, POINT_THRESHOLD, Points, combined_points, similarity_to_points,
 };
+use clip_core::surgery::bank::TextBank;
 use clip_core::surgery::explain::read_back;
 use clip_core::surgery::feature::{
     cls_scores, feature_surgery, feature_surgery_single, raw_similarity,
 };
-use clip_core::surgery::prompts::encode_ensembles;
+use clip_core::surgery::prompts::{
+    TEMPLATES, encode_ensembles, prompts, template_prefixes, template_states,
+};
 use common::{Goldens, TOL, assert_close, devices, load_model, tokenizer};
 
 fn block<T>(f: impl std::future::Future<Output = T>) -> T {
@@ -165,6 +168,76 @@ fn text_features_match_reference() {
             TOL,
         );
     }
+}
+
+#[test]
+fn prompts_run_from_their_template_prefix_states() {
+    let tok = tokenizer();
+    let prefixes = template_prefixes(&tok).unwrap();
+    // Every prompt of every kind of label starts with its template's prefix tokens, so the
+    // ensemble never runs a prefix twice (what makes it fast).
+    for label in ["cat", "coffee cup", "", "Café &amp; Co.", "'s", "-x", "a+b"] {
+        for (prompt, prefix) in prompts(label).iter().zip(&prefixes) {
+            let ids = tok.encode(prompt).unwrap().ids;
+            assert!(
+                ids.starts_with(prefix),
+                "{prompt:?} does not start with {prefix:?}"
+            );
+        }
+    }
+    for (name, device) in devices() {
+        let model = load_model(&device);
+        let states = template_states(&model, &tok).unwrap();
+        let texts = prompts("coffee cup");
+        let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let batch = tok.encode_batch(&refs).unwrap();
+        let whole = block(read_back(model.encode_text(&batch).unwrap())).unwrap();
+        let own: Vec<usize> = (0..TEMPLATES.len()).collect();
+        let continued = model.encode_text_continued(&batch, Some((&states, &own)));
+        let continued = block(read_back(continued.unwrap())).unwrap();
+        // Same operations on the same numbers, in another summation order.
+        assert_close(&format!("{name} continued"), &continued, &whole, 1e-5);
+        // A prompt said to continue a prefix it does not start with runs whole.
+        let wrong: Vec<usize> = own.iter().rev().copied().collect();
+        let mixed = model.encode_text_continued(&batch, Some((&states, &wrong)));
+        let mixed = block(read_back(mixed.unwrap())).unwrap();
+        assert_close(&format!("{name} wrong prefixes"), &mixed, &whole, 1e-5);
+    }
+}
+
+#[test]
+fn a_text_bank_encodes_each_text_once_and_keeps_order() {
+    let g = Goldens::load();
+    let tok = tokenizer();
+    let labels = g.labels();
+    let n = labels.len();
+    let e = g.f32("text.labels").0[1];
+    let (_, device) = devices().into_iter().next().unwrap();
+    let model = load_model(&device);
+    let mut bank = TextBank::new();
+    let mut calls = Vec::new();
+    let first = bank.features(&model, &tok, &labels, |done, total| {
+        calls.push((done, total))
+    });
+    let first = block(read_back(block(first).unwrap().features)).unwrap();
+    assert_close("bank text.labels", &first, &g.f32("text.labels").1, TOL);
+    assert_eq!(calls.first(), Some(&(0, n)), "nothing held at first");
+    assert_eq!(calls.last(), Some(&(n, n)));
+    // The labels again in another order, plus one new text: only the new one is encoded, and
+    // every row lands where it was asked for.
+    let mut again: Vec<String> = labels.iter().rev().cloned().collect();
+    again.push(String::new());
+    calls.clear();
+    let second = bank.features(&model, &tok, &again, |done, total| {
+        calls.push((done, total))
+    });
+    let second = block(read_back(block(second).unwrap().features)).unwrap();
+    assert_eq!(calls, [(n, n + 1), (n + 1, n + 1)]);
+    let labels_golden = g.f32("text.labels").1;
+    let mut expected: Vec<f32> = labels_golden.chunks(e).rev().flatten().copied().collect();
+    expected.extend(g.f32("text.redundant").1);
+    assert_close("bank reordered + redundant", &second, &expected, TOL);
+    assert_eq!(bank.len(), n + 1);
 }
 
 #[test]
@@ -323,6 +396,7 @@ fn explain_end_to_end_matches_reference() {
             &pre,
             &query,
             Method::Surgery,
+            &mut TextBank::new(),
             |_| {},
         ))
         .unwrap();

@@ -10,6 +10,7 @@ use clip_core::input::query::Method;
 use clip_core::input::query::Query;
 use clip_core::model::Clip;
 use clip_core::output::explanation::Explanation;
+use clip_core::surgery::bank::TextBank;
 use clip_core::weights::checkpoint::Checkpoint;
 use clip_core::weights::pack::{MAX_SHARD_BYTES, Manifest, Pack, Scheme};
 use clip_core::weights::quant::{Bits, QuantMatrix};
@@ -136,6 +137,7 @@ fn explain_on(model: &Clip, image: &str, size: usize) -> Explanation {
         &pre,
         &query,
         Method::Surgery,
+        &mut TextBank::new(),
         |_| {},
     ))
     .unwrap()

@@ -5,7 +5,7 @@
 //!  page (Yew, src/)                     worker (crates/clip-worker)          clip-core
 //!  ────────────────                     ───────────────────────────          ─────────
 //!  Init { device }            ───────►  device: WebGPU adapter, or CPU
-//!                             ◄───────  Device { kind, note, max_input }
+//!                             ◄───────  Device { kind, note, threads }
 //!  LoadModel { id, source }   ───────►  loading: ModelFiles = fetch + ──►  weights::load
 //!      (payload: picked Files)          Cache Storage (or the Files)        (pack? checkpoint?
 //!                             ◄───────  Progress { id, task, … }…           quantize on load)
@@ -44,7 +44,7 @@ pub enum DeviceChoice {
     /// WebGPU when the browser offers an adapter, else the CPU (with a visible note).
     #[default]
     Auto,
-    /// The CPU backend (burn flex, single-threaded wasm).
+    /// The CPU backend (burn flex; on several threads where the page is cross-origin isolated).
     Cpu,
     /// WebGPU or an error: no silent fallback.
     Webgpu,
@@ -320,8 +320,11 @@ pub enum Response {
     Device {
         /// Which one.
         kind: DeviceKind,
-        /// Why it is not the one asked for or preferred (e.g. no WebGPU adapter).
+        /// Why it is not the one asked for or preferred (e.g. no WebGPU adapter), and why the
+        /// CPU runs on one thread when it does.
         note: Option<String>,
+        /// Threads the CPU backend runs on (1 on WebGPU).
+        threads: u32,
     },
     /// The GPU device was lost (driver reset, a backgrounded tab, `destroy()`); the model on it
     /// is gone. The next run re-creates the device and uploads the weights again.

@@ -3,12 +3,13 @@
 
 use clip_core::input::preprocess::preprocess_image;
 use clip_core::input::query::{Method, Query};
-use clip_core::surgery::explain::{Stage, explain};
+use clip_core::surgery::bank::{Ensemble, TextBank, entry_key};
+use clip_core::surgery::explain::{Stage, explain, query_texts};
 use clip_protocol::{ExplainRequest, QuerySpec, Request, Response, RunResult, Task, Timings};
 
 use crate::error::WorkerError;
-use crate::session::{ModelSlot, session};
-use crate::{device, loading, now, post, progress, report};
+use crate::session::{LoadedModel, ModelSlot, session};
+use crate::{device, loading, net, now, post, progress, report};
 
 /// Runs `job`, or queues it behind the running one (replacing whatever waited).
 pub async fn enqueue(job: ExplainRequest) -> Result<(), WorkerError> {
@@ -79,39 +80,56 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
     let pre = preprocess_image(&image, job.size)?;
     marks[1] = now();
     [marks[2], marks[3]] = [marks[1]; 2];
-    let explanation = explain(
-        clip,
-        &tokenizer,
-        &pre,
-        &query,
-        job.method,
-        |stage| match stage {
-            Stage::Text(done, total) => progress(id, Task::Text, done as f64, total as f64),
-            Stage::Image => {
-                marks[2] = now();
-                progress(id, Task::Image, 0.0, 0.0);
-            }
-            Stage::Finish => {
-                marks[3] = now();
-                progress(id, Task::Finish, 0.0, 0.0);
-            }
-        },
-    )
-    .await?;
-    marks[4] = now();
+    // The model's text features: held since it loaded, then persisted ones, then encoded.
+    let mut bank = model.bank.take();
+    let (texts, _) = query_texts(&query, job.method);
+    let unheld = restore(&model, &mut bank, &texts).await;
+    let compare = job.compare && job.method == Method::Surgery;
+    let explained = async {
+        let explanation = explain(
+            clip,
+            &tokenizer,
+            &pre,
+            &query,
+            job.method,
+            &mut bank,
+            |stage| match stage {
+                Stage::Text(done, total) => progress(id, Task::Text, done as f64, total as f64),
+                Stage::Image => {
+                    marks[2] = now();
+                    progress(id, Task::Image, 0.0, 0.0);
+                }
+                Stage::Finish => {
+                    marks[3] = now();
+                    progress(id, Task::Finish, 0.0, 0.0);
+                }
+            },
+        )
+        .await?;
+        marks[4] = now();
+        if superseded(id) || !compare {
+            return Ok((explanation, None));
+        }
+        // The same labels: the raw run finds every text feature in the bank.
+        let raw = explain(
+            clip,
+            &tokenizer,
+            &pre,
+            &query,
+            Method::Raw,
+            &mut bank,
+            |_| {},
+        )
+        .await?;
+        Ok::<_, WorkerError>((explanation, Some(raw)))
+    }
+    .await;
+    persist(&model, &bank, &unheld);
+    model.bank.replace(bank);
+    let (explanation, raw) = explained?;
     if superseded(id) {
         return Ok(None);
     }
-    let compare = job.compare && job.method == Method::Surgery;
-    let raw = if compare {
-        let raw = explain(clip, &tokenizer, &pre, &query, Method::Raw, |_| {}).await?;
-        if superseded(id) {
-            return Ok(None);
-        }
-        Some(raw)
-    } else {
-        None
-    };
     marks[5] = now();
     Ok(Some(RunResult {
         explanation,
@@ -122,4 +140,37 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
         device: active.kind,
         timings_ms: Timings::from_marks(marks, compare),
     }))
+}
+
+/// Fills `bank` with the persisted features of the `texts` it lacks; returns those still
+/// missing (to be encoded, then persisted).
+async fn restore(model: &LoadedModel, bank: &mut TextBank, texts: &[String]) -> Vec<String> {
+    let e = model.clip.config.embed_dim;
+    let mut unheld = Vec::new();
+    for text in bank.missing(texts) {
+        let stored = net::text_feature(&entry_key(&model.text_id, &text)).await;
+        match stored.and_then(|bytes| Ensemble::from_bytes(&bytes, e)) {
+            Some(ensemble) => bank.insert(text, ensemble),
+            None => unheld.push(text),
+        }
+    }
+    unheld
+}
+
+/// Persists the features of `texts` that `bank` now holds, in the background.
+fn persist(model: &LoadedModel, bank: &TextBank, texts: &[String]) {
+    let entries: Vec<(String, Vec<u8>)> = texts
+        .iter()
+        .filter_map(|text| {
+            let ensemble = bank.get(text)?;
+            Some((entry_key(&model.text_id, text), ensemble.to_bytes()))
+        })
+        .collect();
+    if !entries.is_empty() {
+        wasm_bindgen_futures::spawn_local(async move {
+            for (key, bytes) in entries {
+                net::store_text_feature(&key, &bytes).await;
+            }
+        });
+    }
 }

@@ -31,6 +31,7 @@ impl<T: Clone> Latch<T> {
     }
 
     /// Forgets the value: later waits wait for the next [`Self::set`].
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))] // only a lost GPU clears it
     pub fn clear(&self) {
         self.value.borrow_mut().take();
     }

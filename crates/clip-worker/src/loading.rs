@@ -3,10 +3,12 @@
 //! the upload to the device. Where a model came from is kept, so that after a lost GPU the next
 //! run can load it again (from the cache, not the network).
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
+use clip_core::surgery::bank::text_model_id;
 use clip_core::weights::address::{CONFIG, ModelAddress};
 use clip_core::weights::load::{LoadProgress, Loaded, ModelFiles, Origin, load};
 use clip_core::weights::pack::{MANIFEST, Scheme};
@@ -162,6 +164,7 @@ async fn load_on_device(
     let downloaded = now();
     progress(id, Task::Upload, 0.0, 1.0);
     let clip = upload(&loaded, &active).await?;
+    let text_id = text_model_id(&loaded.weights);
     progress(id, Task::Upload, 1.0, 1.0);
     let config = &clip.config;
     let info = ModelInfo {
@@ -180,7 +183,13 @@ async fn load_on_device(
         max_side: active.limits(config).max_side(config),
         memory_bytes: device::wasm_memory_bytes(),
     };
-    Ok((Rc::new(LoadedModel { clip, origin }), info))
+    let model = LoadedModel {
+        clip,
+        origin,
+        text_id,
+        bank: RefCell::default(),
+    };
+    Ok((Rc::new(model), info))
 }
 
 /// Puts the weights on the device; files that still prove unusable leave the cache.

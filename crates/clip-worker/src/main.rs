@@ -28,6 +28,23 @@ use crate::error::WorkerError;
 
 fn main() {
     console_error_panic_hook::set_once();
+    // The threaded build listens once its loader has started the thread pool (`start`): a
+    // request handled before would run burn's first kernels on rayon's single-thread fallback,
+    // and the pool could not be made any more.
+    if !cfg!(feature = "threads") {
+        listen();
+    }
+}
+
+// The threaded build exports wasm-bindgen-rayon's `initThreadPool(threads)`, which starts the
+// Web Workers rayon runs on; the loader awaits it, then calls `start`.
+#[cfg(feature = "threads")]
+extern crate wasm_bindgen_rayon;
+
+/// Listens for requests (the threaded build, once its pool runs).
+#[cfg(feature = "threads")]
+#[wasm_bindgen]
+pub fn start() {
     listen();
 }
 

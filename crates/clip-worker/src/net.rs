@@ -15,6 +15,14 @@ use web_sys::{Blob, Cache, ReadableStreamDefaultReader, Response, WorkerGlobalSc
 /// Cache Storage bucket for model files and the tokenizer.
 pub const CACHE_NAME: &str = "clip-surgery-models-v1";
 
+/// Cache Storage bucket for text features (clip-core's `bank`): small entries, kept apart so
+/// that the model list stays a list of models.
+pub const TEXT_CACHE_NAME: &str = "clip-surgery-text-v1";
+
+/// Where text features live in [`TEXT_CACHE_NAME`] (never fetched: relative to the worker,
+/// so on the app's own origin).
+const TEXT_PREFIX: &str = "text-features/";
+
 /// Why a file could not be had.
 #[derive(Debug, Error)]
 pub enum FetchError {
@@ -78,12 +86,12 @@ async fn promise(p: Promise) -> Result<JsValue, String> {
 /// The app's cache, or `None` where Cache Storage is unavailable (then everything is
 /// downloaded each time, which still works).
 async fn open_cache() -> Option<Cache> {
+    open_named(CACHE_NAME).await
+}
+
+async fn open_named(name: &str) -> Option<Cache> {
     let storage = scope().caches().ok()?;
-    promise(storage.open(CACHE_NAME))
-        .await
-        .ok()?
-        .dyn_into()
-        .ok()
+    promise(storage.open(name)).await.ok()?.dyn_into().ok()
 }
 
 /// Streams `url` into `sink`, from the cache when it is there. A download is cached (when
@@ -143,11 +151,30 @@ async fn hit(cache: &Cache, url: &str) -> Option<Response> {
         .ok()
 }
 
+/// A text feature persisted under `key` (clip-core's `bank::entry_key`), if any.
+pub async fn text_feature(key: &str) -> Option<Vec<u8>> {
+    let url = format!("{TEXT_PREFIX}{key}");
+    let response = hit(&open_named(TEXT_CACHE_NAME).await?, &url).await?;
+    let mut body = clip_core::weights::stream::Collect::default();
+    read_body(&url, response, &mut body).await.ok()?;
+    Some(body.0)
+}
+
+/// Persists a text feature under `key`.
+pub async fn store_text_feature(key: &str, bytes: &[u8]) {
+    if let Some(cache) = open_named(TEXT_CACHE_NAME).await {
+        put(&cache, &format!("{TEXT_PREFIX}{key}"), bytes).await;
+    }
+}
+
 /// Stores `bytes` under `url`. A full quota is only a warning: the next visit converts again.
 pub async fn store(url: &str, bytes: &[u8]) {
-    let Some(cache) = open_cache().await else {
-        return;
-    };
+    if let Some(cache) = open_cache().await {
+        put(&cache, url, bytes).await;
+    }
+}
+
+async fn put(cache: &Cache, url: &str, bytes: &[u8]) {
     let body = Uint8Array::from(bytes);
     let stored = match Response::new_with_opt_buffer_source(Some(&body)) {
         Ok(response) => promise(cache.put_with_str(url, &response))
@@ -219,17 +246,23 @@ pub async fn forget(urls: &[String]) {
     }
 }
 
-/// What the cache holds: bytes, and the URLs of the files.
+/// What the caches hold: bytes (models and text features), and the URLs of the model files.
 pub async fn contents() -> Result<(f64, Vec<String>), String> {
+    let (bytes, urls) = bucket(CACHE_NAME).await?;
+    let (text_bytes, _) = bucket(TEXT_CACHE_NAME).await?;
+    Ok((bytes + text_bytes, urls))
+}
+
+async fn bucket(name: &str) -> Result<(f64, Vec<String>), String> {
     // `open` would create the cache: after "clear" it must stay gone.
     let exists = match scope().caches() {
-        Ok(storage) => promise(storage.has(CACHE_NAME)).await?.is_truthy(),
+        Ok(storage) => promise(storage.has(name)).await?.is_truthy(),
         Err(_) => false,
     };
     if !exists {
         return Ok((0.0, Vec::new()));
     }
-    let Some(cache) = open_cache().await else {
+    let Some(cache) = open_named(name).await else {
         return Ok((0.0, Vec::new()));
     };
     let keys: Array = promise(cache.keys()).await?.unchecked_into();
@@ -258,8 +291,9 @@ pub async fn contents() -> Result<(f64, Vec<String>), String> {
     Ok((bytes, urls))
 }
 
-/// Deletes the app's cache.
+/// Deletes the app's caches (models and text features).
 pub async fn clear() -> Result<(), String> {
     let storage = scope().caches().map_err(|e| js_message(&e))?;
-    promise(storage.delete(CACHE_NAME)).await.map(|_| ())
+    promise(storage.delete(CACHE_NAME)).await?;
+    promise(storage.delete(TEXT_CACHE_NAME)).await.map(|_| ())
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
+use clip_core::surgery::bank::TextBank;
 use clip_protocol::{DeviceChoice, ExplainRequest, ModelSource};
 use image::RgbImage;
 
@@ -28,7 +29,12 @@ pub struct LoadedModel {
     /// The model.
     pub clip: Clip,
     /// Where it came from.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))] // read to reload after a lost GPU
     pub origin: Rc<ModelOrigin>,
+    /// Names its weights for persisted text features (clip-core's `bank::text_model_id`).
+    pub text_id: String,
+    /// Its text features so far (taken out while a run uses it).
+    pub bank: RefCell<TextBank>,
 }
 
 /// The model slot.
@@ -40,6 +46,7 @@ pub enum ModelSlot {
     /// On the device.
     Ready(Rc<LoadedModel>),
     /// The device holding it was lost: the next run loads it again (from the cache).
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     Lost(Rc<ModelOrigin>),
 }
 
@@ -53,6 +60,7 @@ pub struct Session {
     /// The GPU was lost: the next run makes a new device.
     pub device_lost: bool,
     /// Counts WebGPU devices made, so a late "lost" of a replaced one is ignored.
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     pub device_generation: u64,
     /// CLIP's tokenizer, fetched with the first model.
     pub tokenizer: Option<Rc<ClipTokenizer>>,

@@ -12,9 +12,15 @@ pub fn header(device: &DeviceState) -> Html {
         DeviceState::Starting => {
             html! { <span class="badge" data-device="starting">{ "Starting…" }</span> }
         }
-        DeviceState::Ready { kind, .. } => html! {
-            <span class="badge ok" data-device={kind.label().to_lowercase()} title="Where CLIP runs">{ kind.label() }</span>
-        },
+        DeviceState::Ready { kind, threads, .. } => {
+            let label = match threads {
+                2.. => format!("{} · {threads} threads", kind.label()),
+                _ => kind.label().to_string(),
+            };
+            html! {
+                <span class="badge ok" data-device={kind.label().to_lowercase()} data-threads={threads.to_string()} title="Where CLIP runs">{ label }</span>
+            }
+        }
         DeviceState::Failed(_) => {
             html! { <span class="badge bad" data-device="none">{ "No device" }</span> }
         }

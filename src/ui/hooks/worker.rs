@@ -60,7 +60,7 @@ impl WorkerClient {
         let dispatch = self.dispatch.clone();
         let on_crash =
             Callback::from(move |message: String| dispatch.dispatch(Action::WorkerDied(message)));
-        match WorkerLink::spawn(on_response, on_crash) {
+        match WorkerLink::spawn(device, on_response, on_crash) {
             Ok(link) => {
                 link.send(&Request::Init { device }, None, None);
                 link.send(&Request::CacheInfo, None, None);

@@ -7,7 +7,7 @@ use crate::error::Result;
 use crate::input::query::Method;
 use crate::input::tokenizer::Tokenized;
 use crate::model::nn::Linear;
-use crate::model::text::TextTransformer;
+use crate::model::text::{PrefixStates, TextTransformer};
 use crate::model::vision::VisionTransformer;
 use crate::weights::checkpoint::Checkpoint;
 use crate::weights::load::Weights;
@@ -130,8 +130,19 @@ impl Clip {
 
     /// Text features `[B, E]` (projected, not normalised) for tokenized prompts.
     pub fn encode_text(&self, batch: &[Tokenized]) -> Result<Tensor<2>> {
-        Ok(self
-            .text_projection
-            .forward(self.text_model.forward(batch, &self.device)?))
+        self.encode_text_continued(batch, None)
+    }
+
+    /// [`Self::encode_text`] where prompt `i` may continue prefix `which[i]` of `states`
+    /// ([`TextTransformer::forward_continued`]).
+    pub fn encode_text_continued(
+        &self,
+        batch: &[Tokenized],
+        prefixes: Option<(&PrefixStates, &[usize])>,
+    ) -> Result<Tensor<2>> {
+        let pooled = self
+            .text_model
+            .forward_continued(batch, prefixes, &self.device)?;
+        Ok(self.text_projection.forward(pooled))
     }
 }

@@ -18,10 +18,11 @@ use crate::output::maps::{column, combine_min_max};
 use crate::output::points::{
     POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points,
 };
+use crate::surgery::bank::TextBank;
 use crate::surgery::feature::{
     cls_scores, feature_surgery, feature_surgery_single, raw_similarity,
 };
-use crate::surgery::prompts::{TextFeatures, encode_ensembles};
+use crate::surgery::prompts::TextFeatures;
 
 /// Progress of an explanation, for progress bars.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,20 +54,11 @@ pub async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| ClipError::Device(format!("{e:?}")))
 }
 
-/// Explains `query` on `image`.
-pub async fn explain(
-    model: &Clip,
-    tokenizer: &ClipTokenizer,
-    image: &Preprocessed,
-    query: &Query,
-    method: Method,
-    mut progress: impl FnMut(Stage),
-) -> Result<Explanation> {
-    let grid = model
-        .vision_model
-        .grid_for(image.input_hw[0], image.input_hw[1])?;
-    // Text first: the ensembles are the long part on CPU and report progress per text.
-    let (texts, parts_per_label): (Vec<String>, Vec<usize>) = match query {
+/// The texts `query` needs encoded under `method`, and how many of them each result column
+/// combines. Single-text surgery also needs the redundant feature, the ensemble of `""`, last;
+/// raw CLIP does not (85 more prompts).
+pub fn query_texts(query: &Query, method: Method) -> (Vec<String>, Vec<usize>) {
+    let (mut texts, parts_per_label) = match query {
         Query::Labels(labels) => (labels.clone(), vec![1; labels.len()]),
         Query::Text(text) => {
             let parts = split_target(text);
@@ -74,22 +66,39 @@ pub async fn explain(
             (parts, vec![n])
         }
     };
-    let single = matches!(query, Query::Text(_));
-    // Single-text surgery also needs the redundant feature, the ensemble of ""; raw CLIP
-    // does not, so it is not encoded there (85 more prompts).
-    let needs_redundant = single && method == Method::Surgery;
-    let mut all = texts.clone();
-    if needs_redundant {
-        all.push(String::new());
+    if matches!(query, Query::Text(_)) && method == Method::Surgery {
+        texts.push(String::new());
     }
+    (texts, parts_per_label)
+}
+
+/// Explains `query` on `image`. Text features come from `bank`, which encodes what it lacks
+/// (keep one bank per model to never encode a text twice).
+pub async fn explain(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    image: &Preprocessed,
+    query: &Query,
+    method: Method,
+    bank: &mut TextBank,
+    mut progress: impl FnMut(Stage),
+) -> Result<Explanation> {
+    let grid = model
+        .vision_model
+        .grid_for(image.input_hw[0], image.input_hw[1])?;
+    // Text first: the ensembles are the long part on CPU and report progress per text.
+    let (all, parts_per_label) = query_texts(query, method);
+    let single = matches!(query, Query::Text(_));
+    let n_texts = parts_per_label.iter().sum();
     let TextFeatures {
         features,
         truncated,
-    } = encode_ensembles(model, tokenizer, &all, |done, total| {
-        progress(Stage::Text(done, total))
-    })?;
+    } = bank
+        .features(model, tokenizer, &all, |done, total| {
+            progress(Stage::Text(done, total))
+        })
+        .await?;
     let e = model.config.embed_dim;
-    let n_texts = texts.len();
 
     progress(Stage::Image);
     let tokens = model.encode_image(pixels_tensor(model, image), method)?; // [1, N+1, E]

@@ -5,6 +5,7 @@ use burn::tensor::Tensor;
 
 use crate::error::{ClipError, Result};
 use crate::input::tokenizer::ClipTokenizer;
+use crate::model::text::PrefixStates;
 use crate::model::{Clip, l2_normalize};
 
 /// The official CLIP Surgery prompt templates (`clip/clip.py`): the 80 ImageNet templates of
@@ -114,30 +115,78 @@ pub struct TextFeatures {
     pub truncated: Vec<String>,
 }
 
+/// Prompts per text-tower forward when ensembles are batched across texts: three labels'
+/// 85 prompts.
+pub const BATCH_PROMPTS: usize = 3 * TEMPLATES.len();
+
+/// Each template's words before its `{}`, tokenized (SOT first, no EOT): the prefix every
+/// prompt made from it starts with.
+pub fn template_prefixes(tokenizer: &ClipTokenizer) -> Result<Vec<Vec<u32>>> {
+    TEMPLATES
+        .iter()
+        .map(|t| {
+            let head = t.split("{}").next().unwrap_or_default().trim_end();
+            let tokens = tokenizer.encode(head)?;
+            Ok(tokens.ids[..tokens.eot].to_vec())
+        })
+        .collect()
+}
+
+/// The text tower's kept states of the [`template_prefixes`]: computed once per model, they
+/// leave each label's ensemble only its own ~3 tokens per prompt to run.
+pub fn template_states(model: &Clip, tokenizer: &ClipTokenizer) -> Result<PrefixStates> {
+    model
+        .text_model
+        .prefix_states(template_prefixes(tokenizer)?, model.device())
+}
+
 /// The ensemble feature of each text: encode all 85 prompts, L2-normalise each, average,
-/// L2-normalise the mean (official `encode_text_with_prompt_ensemble`). `progress` is called
-/// after each text with (done, total).
+/// L2-normalise the mean (official `encode_text_with_prompt_ensemble`). Computes the
+/// templates' prefix states first; [`encode_ensembles_with`] reuses them.
 pub fn encode_ensembles(
     model: &Clip,
     tokenizer: &ClipTokenizer,
     texts: &[String],
+    progress: impl FnMut(usize, usize),
+) -> Result<TextFeatures> {
+    let states = template_states(model, tokenizer)?;
+    encode_ensembles_with(model, tokenizer, texts, &states, progress)
+}
+
+/// [`encode_ensembles`] with the [`template_states`] at hand. Texts are batched
+/// ([`BATCH_PROMPTS`]); `progress` is called after each batch with (texts done, total).
+pub fn encode_ensembles_with(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    texts: &[String],
+    states: &PrefixStates,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<TextFeatures> {
     if texts.is_empty() {
         return Err(ClipError::EmptyQuery);
     }
+    let n = TEMPLATES.len();
+    let e = model.config.embed_dim;
     let mut rows = Vec::with_capacity(texts.len());
     let mut truncated = Vec::new();
-    for (i, text) in texts.iter().enumerate() {
-        let prompts = prompts(text);
+    let mut done = 0;
+    for batch in texts.chunks(BATCH_PROMPTS / n) {
+        let prompts: Vec<String> = batch.iter().flat_map(|text| prompts(text)).collect();
         let refs: Vec<&str> = prompts.iter().map(String::as_str).collect();
         let tokens = tokenizer.encode_batch(&refs)?;
-        if tokens.iter().any(|t| t.truncated) {
-            truncated.push(text.clone());
+        for (text, tokens) in batch.iter().zip(tokens.chunks(n)) {
+            if tokens.iter().any(|t| t.truncated) {
+                truncated.push(text.clone());
+            }
         }
-        let features = l2_normalize(model.encode_text(&tokens)?); // [85, E]
-        rows.push(l2_normalize(features.mean_dim(0))); // [1, E]
-        progress(i + 1, texts.len());
+        let k = batch.len();
+        let templates: Vec<usize> = (0..k * n).map(|i| i % n).collect();
+        let features = model.encode_text_continued(&tokens, Some((states, &templates)))?;
+        let features = l2_normalize(features); // [k·85, E]
+        let mean = features.reshape([k, n, e]).mean_dim(1).reshape([k, e]);
+        rows.push(l2_normalize(mean));
+        done += k;
+        progress(done, texts.len());
     }
     Ok(TextFeatures {
         features: Tensor::cat(rows, 0),
