@@ -134,6 +134,7 @@ impl TextBank {
         let total = texts.len();
         let held = total - missing.len();
         progress(held, total);
+        let mut fresh = HashMap::new();
         if !missing.is_empty() {
             let states = match self.states.take() {
                 Some(states) => states,
@@ -149,20 +150,26 @@ impl TextBank {
             for (text, feature) in missing.iter().zip(values.chunks_exact(e)) {
                 let truncated = encoded.truncated.contains(text);
                 let feature = feature.to_vec();
-                self.insert(text.clone(), Ensemble { feature, truncated });
+                fresh.insert(text.clone(), Ensemble { feature, truncated });
             }
         }
+        // Rows are read before the new ones are kept: keeping them may push held ones out.
         let e = model.config.embed_dim;
         let mut values = Vec::with_capacity(texts.len() * e);
         let mut truncated = Vec::new();
         for text in texts {
-            let row = self
-                .rows
+            let row = fresh
                 .get(text)
+                .or_else(|| self.rows.get(text))
                 .ok_or_else(|| ClipError::Device("a text feature went missing".into()))?;
             values.extend_from_slice(&row.feature);
             if row.truncated {
                 truncated.push(text.clone());
+            }
+        }
+        for text in missing {
+            if let Some(ensemble) = fresh.remove(&text) {
+                self.insert(text, ensemble);
             }
         }
         let features = TensorData::new(values, [texts.len(), e]);
