@@ -1,12 +1,12 @@
 // Measures what converting a full-size checkpoint in the browser costs the worker: the page
-// loads a random-init ViT-B/16 (OpenAI naming, f32, ~600 MB) with `quant=int8` on WebGPU, and
+// loads a random-init ViT-B/16 (f32, ~600 MB) with `quant=int8` on WebGPU, and
 // the worker reports its wasm memory once the pack is on the device. Wasm memory never shrinks,
 // so that is the high-water mark of the streamed conversion (plus the tokenizer and the token
 // table, which stays on the host).
 //
-//   cargo run --release -p clip-cli --example random_checkpoint -- vit-b-16 /tmp/b16.safetensors
+//   clip-surgery random --preset vit-b-16 --to /tmp/b16
 //   cargo xtask build
-//   node tests/e2e/measure-conversion.mjs /tmp/b16.safetensors
+//   node tests/e2e/measure-conversion.mjs /tmp/b16
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -16,19 +16,20 @@ import { chromium } from 'playwright-core';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DIST = process.env.CLIP_DIST ?? path.join(ROOT, 'dist');
-const CHECKPOINT = process.argv[2];
+const MODEL = process.argv[2] && path.resolve(process.argv[2]);
+const CHECKPOINT = MODEL && path.join(MODEL, 'model.safetensors');
 if (!CHECKPOINT || !fs.existsSync(CHECKPOINT)) {
-  console.error('usage: node measure-conversion.mjs <checkpoint.safetensors>');
+  console.error('usage: node measure-conversion.mjs <model directory (config.json + model.safetensors)>');
   process.exit(2);
 }
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.wasm': 'application/wasm', '.css': 'text/css', '.json': 'application/json', '.png': 'image/png' };
 
 const server = http.createServer((req, res) => {
   const url = new URL(req.url, 'http://x');
-  const file = url.pathname === '/models/b16.safetensors'
-    ? CHECKPOINT
+  const file = url.pathname.startsWith('/models/b16/')
+    ? path.join(MODEL, path.basename(url.pathname))
     : path.join(DIST, url.pathname === '/' ? 'index.html' : decodeURIComponent(url.pathname));
-  if (!file.startsWith(DIST) && file !== CHECKPOINT || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+  if (!file.startsWith(DIST) && !file.startsWith(MODEL) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
     res.writeHead(404).end();
     return;
   }
@@ -51,7 +52,7 @@ const ctx = await chromium.launchPersistentContext(dir, {
 try {
   const page = ctx.pages()[0] ?? (await ctx.newPage());
   const started = Date.now();
-  await page.goto(`${origin}/?model=models/b16.safetensors&quant=int8&device=webgpu`);
+  await page.goto(`${origin}/?model=models/b16&quant=int8&device=webgpu`);
   const ready = page.getByTestId('model-ready');
   await ready.waitFor({ timeout: 20 * 60_000 });
   const memory = Number(await ready.getAttribute('data-memory'));

@@ -19,7 +19,7 @@ use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::explanation::Explanation;
 use clip_core::surgery::bank::TextBank;
 use clip_core::surgery::explain::{Stage, explain};
-use clip_core::weights::checkpoint::Checkpoint;
+use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
 use clip_core::weights::pack::{MANIFEST, MAX_SHARD_BYTES, Pack, Scheme};
 use clip_core::weights::random::RandomWeights;
@@ -143,6 +143,20 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
     },
+    /// Write a random-init model of a preset's size as a Hugging Face CLIPModel directory
+    /// (config.json + model.safetensors, f32): a full-size model for benchmarks and
+    /// conversions without a download. Its maps mean nothing; its timings are real.
+    Random {
+        /// Size: vit-b-16, vit-b-32, vit-l-14, vit-l-14-336.
+        #[arg(long, default_value = "vit-b-16")]
+        preset: String,
+        /// Output directory (created).
+        #[arg(long)]
+        to: PathBuf,
+        /// Seed of the weights.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
     /// Print the 77 token ids of each text as a JSON list of lists.
     Tokenize {
         /// Texts to tokenize.
@@ -180,6 +194,7 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Convert { from, to, quant } => convert(&from, &to, quant),
+        Command::Random { preset, to, seed } => random(&preset, &to, seed),
         Command::Eval {
             model,
             images,
@@ -303,6 +318,34 @@ fn open_with_progress(path: &Path, quant: Scheme) -> Result<Loaded> {
     });
     bar.finish_and_clear();
     loaded.with_context(|| format!("loading {}", path.display()))
+}
+
+fn random(preset: &str, to: &Path, seed: u64) -> Result<()> {
+    let config = ClipConfig::preset(preset).with_context(|| {
+        format!("unknown preset {preset:?} (vit-b-16, vit-b-32, vit-l-14, vit-l-14-336)")
+    })?;
+    let spinner = spinner("drawing the weights");
+    let bytes = write_safetensors(
+        &RandomWeights::new(seed),
+        &config,
+        Naming::HuggingFace,
+        safetensors::Dtype::F32,
+    )?;
+    spinner.finish_and_clear();
+    std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
+    for (name, data) in [
+        ("model.safetensors", bytes.as_slice()),
+        ("config.json", config.to_hf_json().as_bytes()),
+    ] {
+        let path = to.join(name);
+        std::fs::write(&path, data).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "{}: random-init {preset} (seed {seed}), {:.1} MB",
+        to.display(),
+        bytes.len() as f64 / 1e6
+    );
+    Ok(())
 }
 
 fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {

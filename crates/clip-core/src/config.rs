@@ -16,6 +16,14 @@ pub enum Activation {
 }
 
 impl Activation {
+    /// The name `transformers` gives it (`hidden_act`).
+    fn hf_name(self) -> &'static str {
+        match self {
+            Self::QuickGelu => "quick_gelu",
+            Self::Gelu => "gelu",
+        }
+    }
+
     fn from_hf(name: &str) -> Result<Self> {
         match name {
             "quick_gelu" => Ok(Self::QuickGelu),
@@ -243,6 +251,52 @@ impl ClipConfig {
         Ok(config)
     }
 
+    /// A Hugging Face `CLIPModel` `config.json` for this model (`from_hf_json` reads it back;
+    /// the surgery depth is not part of it). With it and the weights in Hugging Face naming,
+    /// `transformers` loads the model as it loads any CLIP.
+    pub fn to_hf_json(&self) -> String {
+        let tower = |t: &TowerConfig| {
+            serde_json::json!({
+                "hidden_size": t.width,
+                "intermediate_size": t.mlp_width,
+                "num_hidden_layers": t.layers,
+                "num_attention_heads": t.heads,
+                "hidden_act": t.activation.hf_name(),
+                "layer_norm_eps": t.layer_norm_eps,
+                "projection_dim": self.embed_dim,
+            })
+        };
+        let mut text = tower(&self.text.tower);
+        let mut vision = tower(&self.vision.tower);
+        for (key, value) in [
+            ("model_type", serde_json::json!("clip_text_model")),
+            ("vocab_size", self.text.vocab_size.into()),
+            ("max_position_embeddings", self.text.context_length.into()),
+            // The CLIP BPE's special tokens: transformers pools the text at `eos_token_id`.
+            ("bos_token_id", 49_406.into()),
+            ("eos_token_id", 49_407.into()),
+            ("pad_token_id", 1.into()),
+        ] {
+            text[key] = value;
+        }
+        for (key, value) in [
+            ("model_type", serde_json::json!("clip_vision_model")),
+            ("image_size", self.vision.image_size.into()),
+            ("patch_size", self.vision.patch_size.into()),
+            ("num_channels", 3.into()),
+        ] {
+            vision[key] = value;
+        }
+        let config = serde_json::json!({
+            "architectures": ["CLIPModel"],
+            "model_type": "clip",
+            "projection_dim": self.embed_dim,
+            "text_config": text,
+            "vision_config": vision,
+        });
+        serde_json::to_string_pretty(&config).unwrap_or_default() + "\n"
+    }
+
     /// Checks internal consistency (divisibility, surgery depth) and that the sizes are those
     /// of a model that can exist: a config comes from a server, and every size in it becomes an
     /// allocation.
@@ -347,6 +401,22 @@ mod tests {
             "vision_config": {"patch_size": 16}}"#;
         let b16 = ClipConfig::vit_b_16();
         assert_eq!(ClipConfig::from_hf_json(json).unwrap(), b16);
+    }
+
+    #[test]
+    fn hf_json_round_trips_every_preset() {
+        for config in [
+            ClipConfig::vit_b_32(),
+            ClipConfig::vit_b_16(),
+            ClipConfig::vit_l_14_336(),
+        ] {
+            let json = config.to_hf_json();
+            assert_eq!(ClipConfig::from_hf_json(&json).unwrap(), config, "{json}");
+        }
+        let mut gelu = ClipConfig::vit_b_16();
+        gelu.text.tower.activation = Activation::Gelu;
+        assert!(gelu.to_hf_json().contains(r#""hidden_act": "gelu""#));
+        assert_eq!(ClipConfig::from_hf_json(&gelu.to_hf_json()).unwrap(), gelu);
     }
 
     #[test]
