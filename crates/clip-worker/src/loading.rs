@@ -164,7 +164,7 @@ async fn load_on_device(
     let downloaded = now();
     progress(id, Task::Upload, 0.0, 1.0);
     let clip = upload(&loaded, &active).await?;
-    let text_id = text_model_id(&loaded.weights);
+    let text_id = text_model_id(&loaded.weights, &clip);
     progress(id, Task::Upload, 1.0, 1.0);
     let config = &clip.config;
     let info = ModelInfo {

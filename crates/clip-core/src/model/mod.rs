@@ -18,6 +18,7 @@ use crate::weights::tree::ClipTensors;
 
 pub mod attention;
 pub mod encoder;
+pub mod int8;
 pub mod nn;
 pub mod text;
 pub mod vision;

@@ -1,10 +1,13 @@
 //! The few layers CLIP needs, as plain tensors: inference only, so no `Module` machinery.
 //! Field names follow the Hugging Face checkpoint (`fc1`, `layer_norm1`, …).
 
+use std::sync::Arc;
+
 use burn::tensor::{Device, Tensor, TensorData, activation, module};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::int8::Int8Matrix;
 use crate::weights::host::HostTensor;
 use crate::weights::source::{Matrix, WeightSource};
 use crate::weights::tree::{LinearTensors, NormTensors};
@@ -15,10 +18,10 @@ pub(crate) fn upload<const D: usize>(t: HostTensor, device: &Device) -> Tensor<D
     Tensor::from_data(TensorData::new(t.data, t.shape), device)
 }
 
-/// Uploads a matrix. A quantized one stays quantized on a GPU, where memory is what runs out.
-/// On the CPU (burn flex) it is widened to f32 at load: flex's quantized matmul measured 7.5×
-/// slower than f32 on ViT-B/16's image tower (`benches/quantized.rs`), and there the weights
-/// live in host memory anyway; the pack still saves the download and the cache.
+/// Uploads a matrix. A quantized one stays quantized on a GPU, where memory is what runs out;
+/// on the CPU (burn flex), where burn's quantized matmul dequantizes the whole weight on every
+/// call (7.5× slower than f32 on ViT-B/16, `benches/quantized.rs`), [`Linear`] runs it as
+/// integers instead, and what else is quantized is widened to f32 here.
 pub(crate) fn upload_matrix(m: Matrix, device: &Device) -> Tensor<2> {
     match m {
         Matrix::Float(t) => upload(t, device),
@@ -27,14 +30,25 @@ pub(crate) fn upload_matrix(m: Matrix, device: &Device) -> Tensor<2> {
     }
 }
 
-/// `y = x Wᵀ + b` with `W` stored `[in, out]` on the device (burn's layout).
+/// Where a linear layer's product runs.
+#[derive(Debug, Clone)]
+// One per layer, and the large variant is the usual one: boxing it would buy nothing.
+#[allow(clippy::large_enum_variant)]
+enum Weight {
+    /// `[in, out]` on the device: f32, or burn's quantized blocks on a GPU.
+    Device(Tensor<2>),
+    /// `[in, out]` int8 on the host, for the CPU's integer product (a quantized pack there).
+    Int8(Arc<Int8Matrix>),
+}
+
+/// `y = x Wᵀ + b` with `W` stored `[in, out]` (burn's layout).
 #[derive(Debug, Clone)]
 pub struct Linear {
-    /// `[in, out]`; float, or a burn quantized tensor (int8/int4 blocks stay packed on the
-    /// device and `linear` streams them).
-    pub weight: Tensor<2>,
+    weight: Weight,
     /// `[out]`.
-    pub bias: Option<Tensor<1>>,
+    bias: Option<Tensor<1>>,
+    /// The bias on the host, for the integer product's epilogue.
+    host_bias: Option<Arc<[f32]>>,
 }
 
 impl Linear {
@@ -44,17 +58,58 @@ impl Linear {
         tensors: &LinearTensors,
         device: &Device,
     ) -> Result<Self> {
-        let weight = upload_matrix(weights.matrix(&tensors.weight)?, device);
         let bias = match &tensors.bias {
-            Some(bias) => Some(upload(weights.float(bias)?, device)),
+            Some(bias) => Some(weights.float(bias)?),
             None => None,
         };
-        Ok(Self { weight, bias })
+        let int8 = match weights.matrix(&tensors.weight)? {
+            Matrix::Quant(q) if *device == Device::flex() => {
+                let float = q.dequantize();
+                match Int8Matrix::quantize(&float) {
+                    Some(packed) => Ok(packed),
+                    None => Err(Matrix::Float(float)),
+                }
+            }
+            other => Err(other),
+        };
+        Ok(match int8 {
+            Ok(packed) => Self {
+                weight: Weight::Int8(Arc::new(packed)),
+                host_bias: bias.as_ref().map(|b| b.data.clone().into()),
+                bias: bias.map(|b| upload(b, device)),
+            },
+            Err(matrix) => Self {
+                weight: Weight::Device(upload_matrix(matrix, device)),
+                host_bias: None,
+                bias: bias.map(|b| upload(b, device)),
+            },
+        })
+    }
+
+    /// Whether the product runs as integers (an int8 or 4-bit pack on the CPU).
+    pub fn is_integer(&self) -> bool {
+        matches!(self.weight, Weight::Int8(_))
     }
 
     /// `[.., in] → [.., out]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        module::linear(x, self.weight.clone(), self.bias.clone())
+        match &self.weight {
+            Weight::Device(w) => module::linear(x, w.clone(), self.bias.clone()),
+            Weight::Int8(w) => {
+                let device = x.device();
+                let mut dims = x.dims();
+                let [k, n] = w.shape();
+                let rows = dims[..D - 1].iter().product();
+                let out = match x.into_data().try_into_vec_as::<f32>() {
+                    Ok(x) if x.len() == rows * k => w.matmul(&x, rows, self.host_bias.as_deref()),
+                    // Not reachable (activations are f32 on the CPU); NaN, which no map
+                    // survives, rather than numbers that look like a result.
+                    _ => vec![f32::NAN; rows * n],
+                };
+                dims[D - 1] = n;
+                Tensor::from_data(TensorData::new(out, dims), &device)
+            }
+        }
     }
 }
 

@@ -32,6 +32,11 @@ pub struct TextTransformer {
 }
 
 impl TextTransformer {
+    /// Whether its products run as integers (a quantized pack on the CPU).
+    pub fn is_integer(&self) -> bool {
+        self.layers.first().is_some_and(|l| l.mlp.fc1.is_integer())
+    }
+
     /// Loads the text tower.
     pub fn load(
         weights: &dyn WeightSource,

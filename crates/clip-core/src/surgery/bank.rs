@@ -181,15 +181,21 @@ impl TextBank {
 }
 
 /// Names a model's text tower for persisted features: the same id means the same weights as
-/// loaded (scheme included: an int8 pack's features are not f32's). A pack is named by its
-/// manifest, whose shard digests were checked against the bytes; a checkpoint by the digest of
-/// its file.
-pub fn text_model_id(weights: &Weights) -> String {
+/// loaded (scheme included: an int8 pack's features are not f32's) run with the same
+/// arithmetic (the CPU runs a pack's products as integers, a GPU in floats: their features
+/// differ in the third digit). A pack is named by its manifest, whose shard digests were
+/// checked against the bytes; a checkpoint by the digest of its file.
+pub fn text_model_id(weights: &Weights, clip: &Clip) -> String {
     let digest = match weights {
         Weights::Pack(pack) => Sha256::digest(pack.manifest_json().as_bytes()),
         Weights::Checkpoint { bytes, .. } => Sha256::digest(bytes),
     };
-    hex(&digest[..16])
+    let id = hex(&digest[..16]);
+    if clip.text_model.is_integer() {
+        id + "-int"
+    } else {
+        id
+    }
 }
 
 /// The persisted key of `text`'s feature under model `model_id` with the official
