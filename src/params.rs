@@ -1,6 +1,6 @@
 //! The URL contract: the query string is the app's shareable state, and docs sites and tests
 //! drive the app through it (`model`, `image`, `text` | `labels`, `size`, `method`, `device`,
-//! `colormap`, `opacity`, `embed`, plus `compare`). Values equal to the defaults are left out
+//! `colormap`, `opacity`, `embed`, plus `compare` and `threads`). Values equal to the defaults are left out
 //! of the address the app writes back, so share links stay short.
 
 use clip_core::error::ClipError;
@@ -10,10 +10,14 @@ use clip_core::weights::pack::Scheme;
 use clip_protocol::{DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
-pub const KEYS: [&str; 12] = [
-    "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "colormap",
-    "opacity", "embed",
+pub const KEYS: [&str; 13] = [
+    "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "threads",
+    "colormap", "opacity", "embed",
 ];
+
+/// Most CPU threads the worker runs (browsers report at most this many cores usefully, and
+/// each thread is a Web Worker with its own stack).
+pub const MAX_THREADS: usize = 16;
 
 /// Precision when the address names none: int8 keeps surgery maps at r ≥ 0.99 of f32 (see the
 /// README's fidelity table) at a quarter of the download and device memory.
@@ -70,6 +74,9 @@ pub struct Params {
     pub compare: bool,
     /// Device preference.
     pub device: DeviceChoice,
+    /// At most this many CPU threads (`None`: one per core, up to [`MAX_THREADS`]). Threads
+    /// need a cross-origin isolated page; the WebGPU path does not use them.
+    pub threads: Option<usize>,
     /// Heatmap colours.
     pub colormap: Colormap,
     /// Heat weight in [0, 1].
@@ -91,6 +98,7 @@ impl Default for Params {
             method: Method::Surgery,
             compare: false,
             device: DeviceChoice::Auto,
+            threads: None,
             colormap: Colormap::Jet,
             opacity: DEFAULT_OPACITY,
             embed: false,
@@ -189,6 +197,12 @@ impl Params {
                     Ok(d) => p.device = d,
                     Err(e) => warnings.push(format!("{e}; using WebGPU where available")),
                 },
+                "threads" => match value.parse::<usize>() {
+                    Ok(n) if (1..=MAX_THREADS).contains(&n) => p.threads = Some(n),
+                    _ => warnings.push(format!(
+                        "threads={value} is not a whole number from 1 to {MAX_THREADS}; using one per core"
+                    )),
+                },
                 "colormap" => match value.parse() {
                     Ok(c) => p.colormap = c,
                     Err(e) => warnings.push(e),
@@ -246,6 +260,9 @@ impl Params {
         }
         if let Some(device) = self.device.param() {
             out.push(("device", device.into()));
+        }
+        if let Some(threads) = self.threads {
+            out.push(("threads", threads.to_string()));
         }
         if self.colormap != d.colormap {
             out.push(("colormap", self.colormap.name().into()));
@@ -348,6 +365,7 @@ mod tests {
             ("method", "raw"),
             ("compare", "1"),
             ("device", "cpu"),
+            ("threads", "2"),
             ("colormap", "viridis"),
             ("opacity", "0.35"),
             ("embed", "1"),
@@ -357,6 +375,7 @@ mod tests {
         assert_eq!(p.size, [224, 320]);
         assert_eq!(p.method, Method::Raw);
         assert_eq!(p.device, DeviceChoice::Cpu);
+        assert_eq!(p.threads, Some(2));
         assert_eq!(p.colormap, Colormap::Viridis);
         assert!(p.embed && p.compare);
         assert_eq!(
@@ -418,8 +437,12 @@ mod tests {
             ("compare", "2"),
             ("model", ""),
             ("image", " "),
+            ("threads", "0"),
+            ("threads", "17"),
+            ("threads", "two"),
         ]);
-        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(warnings.len(), 8, "{warnings:?}");
+        assert!(warnings[5].contains("threads=0"), "{warnings:?}");
         assert!(warnings[0].contains("unknown device `gpu`"), "{warnings:?}");
         assert!(warnings[1].contains("embed=yes"), "{warnings:?}");
         assert_eq!(p, Params::default());

@@ -64,6 +64,7 @@ struct Last<'a> {
     input_hw: [usize; 2],
     device: DeviceKind,
     timings_ms: &'a Timings,
+    memory_bytes: f64,
 }
 
 fn api() -> Option<JsValue> {
@@ -98,6 +99,7 @@ pub fn publish_result(run: &RunResult) {
         input_hw: run.input_hw,
         device: run.device,
         timings_ms: &run.timings_ms,
+        memory_bytes: run.memory_bytes,
     };
     let Ok(json) = serde_json::to_string(&last) else {
         return;

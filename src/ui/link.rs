@@ -26,14 +26,19 @@ pub struct WorkerLink {
 }
 
 impl WorkerLink {
-    /// Starts the worker. `on_response` gets each message with its payload (or `undefined`);
-    /// `on_crash` gets a message when the worker dies (an uncaught error or an abort).
+    /// Starts the worker, for `device` and at most `threads` CPU threads. `on_response` gets
+    /// each message with its payload (or `undefined`); `on_crash` gets a message when the
+    /// worker dies (an uncaught error or an abort).
     pub fn spawn(
         device: DeviceChoice,
+        threads: Option<usize>,
         on_response: Callback<(Response, JsValue)>,
         on_crash: Callback<String>,
     ) -> Result<Self, String> {
-        let url = format!("{WORKER_URL}?device={}", device.param().unwrap_or("auto"));
+        let mut url = format!("{WORKER_URL}?device={}", device.param().unwrap_or("auto"));
+        if let Some(threads) = threads {
+            url += &format!("&threads={threads}");
+        }
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);
         let worker = Worker::new_with_options(&url, &options)

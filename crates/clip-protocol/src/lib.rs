@@ -288,6 +288,9 @@ pub struct RunResult {
     pub device: DeviceKind,
     /// Stage times.
     pub timings_ms: Timings,
+    /// Bytes of the worker's wasm memory after the run: its peak so far (wasm memory never
+    /// shrinks). Device buffers of WebGPU are not in it.
+    pub memory_bytes: f64,
 }
 
 /// Which request a failure belongs to.

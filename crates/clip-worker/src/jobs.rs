@@ -139,6 +139,7 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
         original_hw: [image.height() as usize, image.width() as usize],
         device: active.kind,
         timings_ms: Timings::from_marks(marks, compare),
+        memory_bytes: device::wasm_memory_bytes(),
     }))
 }
 

@@ -95,7 +95,8 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
         },
         ModelState::Ready(info) => html! {
             <p class="ok" data-testid="model-ready" data-scheme={info.scheme.name()}
-                data-memory={info.memory_bytes.to_string()}>
+                data-memory={info.memory_bytes.to_string()} data-cached={info.cached.to_string()}
+                data-download-ms={info.download_ms.to_string()} data-upload-ms={info.upload_ms.to_string()}>
                 { format!("{} {} ready — {} ", info.architecture, info.scheme, format_bytes(info.bytes)) }
                 { if info.cached { "from the cache" } else { "downloaded" } }
                 { format!(", loaded in {:.1} s", (info.download_ms + info.upload_ms) / 1000.0) }

@@ -13,7 +13,7 @@ use crate::params::{Edit, Params};
 use crate::render::{Picture, markers};
 use crate::ui::components::heatmap::{Heatmap, MapLayer};
 use crate::ui::components::progress::ProgressBar;
-use crate::ui::dom::download_png;
+use crate::ui::dom::{self, download_png};
 use crate::ui::state::{LoadedImage, Progress};
 
 /// Props of [`Results`].
@@ -261,6 +261,7 @@ fn details(
                 <dt>{ "Device" }</dt><dd>{ r.device.label() }</dd>
                 <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
                 { for stages.into_iter().map(|(name, ms)| html! { <><dt>{ name }</dt><dd>{ format!("{ms:.0} ms") }</dd></> }) }
+                <dt>{ "Worker memory" }</dt><dd data-memory={r.memory_bytes.to_string()}>{ dom::format_bytes(r.memory_bytes) }</dd>
             </dl>
             { if e.truncated.is_empty() { html! {} } else { html! {
                 <p class="muted">{ format!("Prompts longer than CLIP's 77 tokens were truncated for: {}", e.truncated.join(", ")) }</p>

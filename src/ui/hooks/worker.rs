@@ -50,8 +50,9 @@ impl WorkerClient {
         }
     }
 
-    /// Starts a worker (dropping, and so terminating, any earlier one).
-    fn start(&self, device: DeviceChoice) {
+    /// Starts a worker (dropping, and so terminating, any earlier one) with at most `threads`
+    /// CPU threads.
+    fn start(&self, device: DeviceChoice, threads: Option<usize>) {
         self.link.borrow_mut().take();
         let dispatch = self.dispatch.clone();
         let on_response = Callback::from(move |(response, payload): (Response, JsValue)| {
@@ -60,7 +61,7 @@ impl WorkerClient {
         let dispatch = self.dispatch.clone();
         let on_crash =
             Callback::from(move |message: String| dispatch.dispatch(Action::WorkerDied(message)));
-        match WorkerLink::spawn(device, on_response, on_crash) {
+        match WorkerLink::spawn(device, threads, on_response, on_crash) {
             Ok(link) => {
                 link.send(&Request::Init { device }, None, None);
                 link.send(&Request::CacheInfo, None, None);
@@ -194,9 +195,9 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
         dispatch: state.dispatcher(),
     };
     {
-        let (client, device) = (client.clone(), state.params.device);
+        let (client, device, threads) = (client.clone(), state.params.device, state.params.threads);
         use_effect_with(state.worker, move |&generation| {
-            client.start(device);
+            client.start(device, threads);
             // A restarted worker holds no image: give it the last one again.
             let last = client.last_image.borrow().clone();
             if let (true, Some((bytes, name))) = (generation > 1, last) {
