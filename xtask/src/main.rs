@@ -1,5 +1,5 @@
-//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures | fuzz`
-//! (and `worker-threads`, which trunk runs after each build).
+//! Project automation, std only: `cargo xtask setup | test | serve | build | fixtures | fuzz |
+//! bench-web` (and `worker-threads`, which trunk runs after each build).
 //!
 //! `setup` installs what the other commands need on a fresh Debian machine and is quick when
 //! everything is there already; `test`, `serve` and `build` run the parts of it they need.
@@ -12,7 +12,8 @@ type Result<T = ()> = std::result::Result<T, String>;
 
 const TRUNK_VERSION: &str = "0.21.14";
 const BINARYEN_VERSION: &str = "132.0.0";
-const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures | fuzz>
+const USAGE: &str =
+    "usage: cargo xtask <setup | test | serve | build | fixtures | fuzz | bench-web>
 
   setup      install the toolchain pieces (wasm32 target, trunk, wasm-bindgen-cli, wasm-opt,
              Mesa lavapipe for native wgpu tests); quick when already done
@@ -24,6 +25,11 @@ const USAGE: &str = "usage: cargo xtask <setup | test | serve | build | fixtures
   worker-threads
              build the threaded CPU worker into trunk's staging dir (trunk runs it after each
              build; CLIP_SURGERY_THREADS=0 skips it, and the app then runs one CPU thread)
+  bench-web [--runs N] [--threads 1,2] [--quant f32,int8]
+             the browser bench: builds the app and the CLI (release), writes a random-init
+             ViT-B/16 and its int8 pack, exports it to ONNX (PyTorch, PyPI), then times the
+             app's CPU path in chromium beside onnxruntime-web on the same weights; writes
+             target/bench-web/results.json and prints a Markdown table
   fuzz [TARGET…] [--seconds N]
              run the fuzz targets under libFuzzer (nightly + cargo-fuzz, installed if missing),
              N seconds each (default 600); every `cargo xtask test` runs a bounded smoke
@@ -39,6 +45,7 @@ fn main() -> ExitCode {
         Some("fixtures") => fixtures(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("worker-threads") => worker_threads(),
+        Some("bench-web") => bench_web(&args[1..]),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -467,15 +474,27 @@ fn worker_threads() -> Result {
         .env("PATH", tool_path()))
 }
 
-fn fixtures() -> Result {
-    let venv = root().join("target/refvenv");
+/// A Python virtual environment in `target/<name>` with `requirements` installed (once).
+fn venv(name: &str, requirements: &str) -> Result<PathBuf> {
+    let venv = root().join("target").join(name);
     let python = venv.join("bin/python");
-    if !python.exists() {
-        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    let done = venv.join(".installed");
+    let wanted = std::fs::read_to_string(root().join(requirements))
+        .map_err(|e| format!("{requirements}: {e}"))?;
+    if std::fs::read_to_string(&done).ok().as_deref() != Some(wanted.as_str()) {
+        if !python.exists() {
+            run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+        }
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "-r"])
-            .arg(root().join("tests/reference/requirements.txt")))?;
+            .arg(root().join(requirements)))?;
+        std::fs::write(&done, wanted).map_err(|e| e.to_string())?;
     }
+    Ok(python)
+}
+
+fn fixtures() -> Result {
+    let python = venv("refvenv", "tests/reference/requirements.txt")?;
     for script in [
         "tests/reference/make_tokenizer.py",
         "tests/reference/make_fixtures.py",
@@ -483,6 +502,89 @@ fn fixtures() -> Result {
         run(Command::new(&python).arg(script).current_dir(root()))?;
     }
     Ok(())
+}
+
+/// `cargo xtask bench-web`: everything `bench/web/bench.mjs` needs, then the bench. Inputs are
+/// kept in `<target>/bench-web/` and made again only when missing.
+fn bench_web(args: &[String]) -> Result {
+    let mut bench_args = Vec::new();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--runs" | "--threads" | "--quant" => {
+                let value = args.next().ok_or(format!("{flag} needs a value"))?;
+                bench_args.extend([flag.clone(), value.clone()]);
+            }
+            other => return Err(format!("unknown bench-web flag {other:?}\n\n{USAGE}")),
+        }
+    }
+    setup(Needs {
+        lavapipe: false,
+        ..Needs::ALL
+    })?;
+    build()?;
+    run(cargo().args([
+        "build",
+        "--locked",
+        "--release",
+        "-p",
+        "clip-cli",
+        "--bin",
+        "clip-surgery",
+    ]))?;
+    let target = env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let cli = target.join("release/clip-surgery");
+    let out = target.join("bench-web");
+    let model = out.join("vit-b-16");
+    if !model.join("config.json").exists() {
+        run(Command::new(&cli)
+            .args(["random", "--preset", "vit-b-16", "--to"])
+            .arg(&model))?;
+    }
+    let packs = out.join("packs");
+    if !packs.join("int8/manifest.json").exists() {
+        run(Command::new(&cli)
+            .arg("convert")
+            .arg("--from")
+            .arg(&model)
+            .arg("--to")
+            .arg(packs.join("int8"))
+            .args(["--quant", "int8"]))?;
+    }
+    let onnx = out.join("onnx");
+    if !onnx.join("export.json").exists() {
+        let python = venv("benchvenv", "bench/requirements.txt")?;
+        run(Command::new(python)
+            .arg(root().join("bench/onnx_export.py"))
+            .arg("--model")
+            .arg(&model)
+            .arg("--out")
+            .arg(&onnx))?;
+    }
+    let web = root().join("bench/web");
+    if !web.join("node_modules/onnxruntime-web").exists() {
+        run(Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&web))?;
+    }
+    run(Command::new("node")
+        .arg("bench.mjs")
+        .arg("--dist")
+        .arg(root().join("dist"))
+        .arg("--model")
+        .arg(&model)
+        .arg("--packs")
+        .arg(&packs)
+        .arg("--onnx")
+        .arg(&onnx)
+        .arg("--images")
+        .arg(root().join("tests/fixtures/images"))
+        .arg("--out")
+        .arg(out.join("results.json"))
+        .args(&bench_args)
+        .current_dir(&web))
 }
 
 /// The nightly for what stable cannot build: cargo-fuzz (sanitizers) and the threaded worker
