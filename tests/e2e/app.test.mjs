@@ -37,6 +37,14 @@ const QUERY = `model=models/tiny&quant=f32&${INPUTS}`;
 // other orders and wasm uses its own libm, so 1e-3 leaves 10× headroom — while a wrong
 // preprocessing, label order or surgery step moves these similarities by more than 1e-2.
 const TOL = 1e-3;
+// A pack on the CPU runs its products as integers, quantizing the activations at every call
+// (crates/clip-core/src/model/int8.rs): the same bits in wasm and natively for the same
+// activations, but the f32 layers between the products differ in the last bits (above), and an
+// activation on a rounding boundary then takes the neighbouring code, one step (1/127 of its
+// block's peak) away. Measured on the fixture (2026-12-02): similarities 4.3e-4 (int8) and
+// 6.6e-4 (q4), CLS scores 1.3e-4 and 1.2e-3 (softmax(100·cos) moves up to 25× as much as a
+// cosine). 4e-3 leaves 3× headroom and stays below the 1e-2 of a wrong step.
+const TOL_INTEGER = 4e-3;
 // SwiftShader runs at ~1 GFLOP/s; the tiny model's 4 × 85 prompts plus the image take well
 // under a minute there, so five minutes only catches a hang.
 const RUN_TIMEOUT = 5 * 60_000;
@@ -115,15 +123,15 @@ async function lastError(page) {
   return page.evaluate(() => window.clipSurgery.lastError);
 }
 
-function assertMatchesCli(last, ref) {
+function assertMatchesCli(last, ref, tol = TOL) {
   assert.deepEqual(last.labels, ref.labels);
   assert.deepEqual(last.grid, ref.grid);
   assert.equal(last.similarity.length, ref.similarity.length);
   let worst = 0;
   last.similarity.forEach((row, i) => row.forEach((v, j) => { worst = Math.max(worst, Math.abs(v - ref.similarity[i][j])); }));
-  assert.ok(worst <= TOL, `similarity differs from the CLI by up to ${worst}`);
+  assert.ok(worst <= tol, `similarity differs from the CLI by up to ${worst}`);
   const scores = Math.max(...last.cls_scores.map((v, i) => Math.abs(v - ref.cls_scores[i])));
-  assert.ok(scores <= TOL, `CLS scores differ from the CLI by up to ${scores}`);
+  assert.ok(scores <= tol, `CLS scores differ from the CLI by up to ${scores}`);
   return worst;
 }
 
@@ -457,7 +465,7 @@ test('a weight pack loads shard by shard and gives the CLI\'s numbers for the sa
     const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'int8'));
     // A pack directory, named without its trailing slash.
     await b.page.goto(`${server.origin}/?model=packs/int8&${INPUTS}&device=cpu`);
-    assertMatchesCli(await result(b.page), ref);
+    assertMatchesCli(await result(b.page), ref, TOL_INTEGER);
     await b.page.locator('[data-testid=model-ready][data-scheme=int8]').waitFor();
     assert.ok(server.log.some((r) => r.path === '/packs/int8/shard-000.bin'));
     // The choice of precision lists every variant with its size.
@@ -492,7 +500,7 @@ test('a plain checkpoint is quantized in the worker on WebGPU, cached quantized,
     // On the CPU, from the cache: the weights are the same, the text features are encoded
     // again (the GPU's, persisted by the first page, came from other arithmetic).
     await second.goto(`${server.origin}/?model=models/tiny&quant=q4&${INPUTS}&device=cpu`);
-    assertMatchesCli(await result(second), ref);
+    assertMatchesCli(await result(second), ref, TOL_INTEGER);
     await second.locator('[data-testid=model-ready][data-scheme=q4]').filter({ hasText: 'from the cache' }).waitFor();
     assert.deepEqual(b.problems, []);
   } finally {
@@ -632,7 +640,7 @@ test('a checkpoint converted in the browser streams through the converter and is
   try {
     const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'int8'));
     await b.page.goto(`${server.origin}/?model=models/tiny&quant=int8&${INPUTS}&device=cpu&embed=maybe&compare=2`);
-    assertMatchesCli(await result(b.page), ref);
+    assertMatchesCli(await result(b.page), ref, TOL_INTEGER);
     const w = await worker(b.page);
     const puts = await w.evaluate(() => self.__probe.puts);
     assert.ok(puts.some((u) => u.includes('clip-surgery-pack=int8&file=manifest.json')), puts.join('\n'));
