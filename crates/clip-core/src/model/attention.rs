@@ -5,8 +5,9 @@
 //! adds: with q and k replaced by v, every token attends to tokens with similar *values*, which
 //! keeps the map on the object instead of the "opposite" background the q-k path highlights.
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::Tensor;
 
+use crate::model::cpu;
 use crate::model::nn::Linear;
 
 /// Self-attention with separate q/k/v projections (Hugging Face layout).
@@ -61,7 +62,7 @@ impl SelfAttention {
         if let Some(mask) = mask {
             scores = scores + mask.clone().unsqueeze::<4>();
         }
-        activation::softmax(scores, 3).matmul(v)
+        cpu::softmax(scores).matmul(v)
     }
 
     /// Standard attention. `x: [B, N, W]`, optional additive `mask: [N, N]` → `[B, N, W]`.

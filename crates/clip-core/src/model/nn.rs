@@ -7,6 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData, activation, module};
 
 use crate::config::Activation;
 use crate::error::Result;
+use crate::model::cpu;
 use crate::model::int8::Int8Matrix;
 use crate::weights::host::HostTensor;
 use crate::weights::source::{Matrix, WeightSource};
@@ -35,8 +36,11 @@ pub(crate) fn upload_matrix(m: Matrix, device: &Device) -> Tensor<2> {
 // One per layer, and the large variant is the usual one: boxing it would buy nothing.
 #[allow(clippy::large_enum_variant)]
 enum Weight {
-    /// `[in, out]` on the device: f32, or burn's quantized blocks on a GPU.
+    /// `[in, out]` on a GPU: f32, or burn's quantized blocks.
     Device(Tensor<2>),
+    /// `[in, out]` f32 on the CPU, its products split by columns across the thread pool
+    /// ([`cpu::linear`]).
+    Cpu(Tensor<2>),
     /// `[in, out]` int8 on the host, for the CPU's integer product (a quantized pack there).
     Int8(Arc<Int8Matrix>),
 }
@@ -78,6 +82,11 @@ impl Linear {
                 host_bias: bias.as_ref().map(|b| b.data.clone().into()),
                 bias: bias.map(|b| upload(b, device)),
             },
+            Err(matrix) if *device == Device::flex() => Self {
+                weight: Weight::Cpu(upload_matrix(matrix, device)),
+                host_bias: None,
+                bias: bias.map(|b| upload(b, device)),
+            },
             Err(matrix) => Self {
                 weight: Weight::Device(upload_matrix(matrix, device)),
                 host_bias: None,
@@ -95,6 +104,7 @@ impl Linear {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match &self.weight {
             Weight::Device(w) => module::linear(x, w.clone(), self.bias.clone()),
+            Weight::Cpu(w) => cpu::linear(x, w, self.bias.as_ref()),
             Weight::Int8(w) => {
                 let device = x.device();
                 let mut dims = x.dims();
@@ -162,6 +172,7 @@ impl Mlp {
         let h = self.fc1.forward(x);
         let h = match self.activation {
             // OpenAI's QuickGELU: x·σ(1.702x).
+            Activation::QuickGelu if h.device() == Device::flex() => cpu::quick_gelu(h),
             Activation::QuickGelu => h.clone() * activation::sigmoid(h * 1.702),
             Activation::Gelu => activation::gelu(h),
         };

@@ -1,10 +1,11 @@
 //! The causal text transformer.
 
-use burn::tensor::{Device, Int, Tensor, TensorData, activation};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use crate::config::TextConfig;
 use crate::error::{ClipError, Result};
 use crate::input::tokenizer::Tokenized;
+use crate::model::cpu;
 use crate::model::encoder::EncoderLayer;
 use crate::model::nn::{LayerNorm, upload};
 use crate::weights::source::{Matrix, WeightSource};
@@ -319,7 +320,7 @@ impl Packing {
         };
         let scale = ((w / heads) as f64).powf(-0.5);
         let scores = split(pad(q)).matmul(split(keys).swap_dims(2, 3)) * scale + self.mask.clone();
-        let out = activation::softmax(scores, 3).matmul(split(values)); // [B, H, S, d]
+        let out = cpu::softmax(scores).matmul(split(values)); // [B, H, S, d]
         out.swap_dims(1, 2)
             .reshape([b * s, w])
             .select(0, self.rows.clone())

@@ -1,10 +1,11 @@
 //! The ViT image tower, with CLIP Surgery's architecture surgery as an explicit code path.
 
-use burn::tensor::{Device, Tensor, module};
+use burn::tensor::{Device, Tensor};
 
 use crate::config::VisionConfig;
 use crate::error::{ClipError, Result};
 use crate::input::preprocess::MAX_INPUT_SIDE;
+use crate::model::cpu::matmul_weight;
 use crate::model::encoder::EncoderLayer;
 use crate::model::nn::{LayerNorm, upload};
 use crate::output::maps::resize_bilinear;
@@ -116,7 +117,7 @@ impl VisionTransformer {
             .reshape([b, c, gh, p, gw, p])
             .permute([0, 2, 4, 1, 3, 5]) // [B, gh, gw, C, P, P]
             .reshape([b, gh * gw, c * p * p]);
-        let tokens = module::linear(patches, self.patch_embedding.clone(), None); // [B, N, W]
+        let tokens = matmul_weight(patches, &self.patch_embedding); // [B, N, W]
         let class = self
             .class_embedding
             .clone()
