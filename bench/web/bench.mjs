@@ -7,13 +7,15 @@
 // browser profile opens the app's bench page (www/bench.html, which a user can open on their
 // own device too): first visit (the model downloads into Cache Storage), second visit with the
 // app's five default labels (model from the cache, text features encoded), one label changed,
-// then --runs repeats (the image encode; text from the bank).
+// then --runs repeats (the image encode; text from the bank). `int8+bank` is the int8 pack
+// converted with the default labels' text features (convert --text-bank): what a host that
+// ships such a pack gives its first visitors.
 //
 // Then onnxruntime-web (bench/web/ort.html) on the ONNX export of the same weights, fp32 and
 // int8, at each thread count: session creation and --runs timed forwards after a warm-up.
 //
 //   node bench.mjs --dist DIR --model DIR --packs DIR --onnx DIR --images DIR [--runs 5]
-//                  [--threads 1,2] [--quant f32,int8] [--out results.json]
+//                  [--threads 1,2] [--quant f32,int8,int8+bank] [--out results.json]
 //
 // Prints a Markdown table and the ratios the performance issue asks for; --out keeps every
 // number. Timings are the app's own (window.clipSurgery.last.timings_ms) and ort.html's.
@@ -29,7 +31,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WAIT_MS = 10 * 60_000;
 
 function options(argv) {
-  const o = { runs: 5, threads: [1, 2], quant: ['f32', 'int8'], out: null };
+  const o = { runs: 5, threads: [1, 2], quant: ['f32', 'int8', 'int8+bank'], out: null };
   for (let i = 0; i < argv.length; i += 2) {
     const [key, value] = [argv[i].replace(/^--/, ''), argv[i + 1]];
     if (value === undefined) throw new Error(`--${key} needs a value`);
@@ -105,9 +107,10 @@ async function appScenario(o, servers, { quant, threads, isolated }) {
   const server = isolated ? servers.isolated : servers.plain;
   // Not isolated: no service worker either (it would isolate the page): one thread.
   const b = await browser({ serviceWorkers: isolated ? 'allow' : 'block' });
-  const model = quant === 'f32' ? 'bench/model' : `bench/packs/${quant}`;
+  const [scheme, bank] = quant.split('+');
+  const model = scheme === 'f32' ? 'bench/model' : `bench/packs/${scheme}${bank ? '-bank' : ''}`;
   const params = new URLSearchParams({
-    model, quant, image: 'img/astronaut.png', size: '224', device: 'cpu', runs: String(o.runs),
+    model, quant: scheme, image: 'img/astronaut.png', size: '224', device: 'cpu', runs: String(o.runs),
   });
   if (isolated) params.set('threads', String(threads));
   const out = { quant, threads: isolated ? threads : 1, isolated };
@@ -194,7 +197,7 @@ function report(o, app, ort) {
       + `int8 / f32 = ${ratio(image('int8', t), image('f32', t))}; int8 / onnxruntime-web int8 = ${ratio(image('int8', t), forward('vision_int8.onnx', t))}`);
   }
   if (o.threads.includes(1) && o.threads.includes(2)) {
-    for (const q of o.quant) lines.push(`- ${q}: one thread / two threads, image encode = ${ratio(image(q, 1), image(q, 2))}`);
+    for (const q of o.quant.filter((x) => !x.includes('+'))) lines.push(`- ${q}: one thread / two threads, image encode = ${ratio(image(q, 1), image(q, 2))}`);
   }
   for (const r of app.filter((a) => !a.error)) {
     const text = r.first.timings_ms.text;
@@ -226,7 +229,7 @@ async function main() {
       app.push(await appScenario(o, servers, c));
       console.error(`  ${JSON.stringify(app.at(-1))}`);
     }
-    for (const quant of o.quant) {
+    for (const quant of o.quant.filter((q) => !q.includes('+'))) {
       for (const threads of o.threads) {
         const file = quant === 'f32' ? 'vision_fp32.onnx' : `vision_${quant}.onnx`;
         if (!fs.existsSync(path.join(o.onnx, file))) continue;

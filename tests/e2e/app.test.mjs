@@ -478,6 +478,42 @@ test('a weight pack loads shard by shard and gives the CLI\'s numbers for the sa
   }
 });
 
+test('a pack\'s text bank: its labels are drawn without encoding text; other labels are encoded as usual', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  // The same int8 pack, converted with the test's labels' features (convert --text-bank).
+  const bankedPack = path.join(PACKS, 'int8-bank');
+  execFileSync(CLI, [
+    'convert', '--from', path.join(FIXTURES, 'tiny-clip'), '--to', bankedPack, '--quant', 'int8',
+    '--text-bank', LABELS.join(','),
+  ]);
+  const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'int8'));
+  const plain = await open({ webgpu: false });
+  const b = await open({ webgpu: false });
+  try {
+    await plain.page.goto(`${server.origin}/?model=packs/int8&${INPUTS}&device=cpu`);
+    const encoded = await result(plain.page);
+    await b.page.goto(`${server.origin}/?model=packs/int8-bank&${INPUTS}&device=cpu`);
+    const banked = await result(b.page);
+    assertMatchesCli(banked, ref, TOL_INTEGER);
+    assert.ok(server.log.some((r) => r.path === '/packs/int8-bank/text-bank.bin'));
+    assert.ok(banked.timings_ms.text < 0.05 * encoded.timings_ms.text,
+      `with the bank the text stage took ${banked.timings_ms.text} ms, encoding took ${encoded.timings_ms.text} ms`);
+    // A label the bank lacks is encoded; the held ones are not.
+    const more = [...LABELS, 'tree'];
+    await clearLast(b.page);
+    await b.page.getByLabel('Labels (comma-separated)').fill(more.join(','));
+    await b.page.getByRole('button', { name: 'Explain' }).click();
+    const added = await result(b.page);
+    assertMatchesCli(added, cli(['--labels', more.join(',')], path.join(PACKS, 'int8')), TOL_INTEGER);
+    assert.ok(added.timings_ms.text < 0.6 * encoded.timings_ms.text,
+      `one new label took ${added.timings_ms.text} ms of text, four took ${encoded.timings_ms.text} ms`);
+    console.log(`  text stage: encoding four labels ${encoded.timings_ms.text.toFixed(0)} ms, from the pack's bank ${banked.timings_ms.text.toFixed(0)} ms, one more label ${added.timings_ms.text.toFixed(0)} ms`);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await plain.close();
+    await b.close();
+  }
+});
+
 test('a plain checkpoint is quantized in the worker on WebGPU, cached quantized, and reloaded from the cache', { timeout: RUN_TIMEOUT * 3 }, async () => {
   const b = await open();
   try {

@@ -11,6 +11,9 @@ use std::process::{Command, ExitCode};
 type Result<T = ()> = std::result::Result<T, String>;
 
 const TRUNK_VERSION: &str = "0.21.14";
+/// The app's default labels (src/params.rs), whose text features the bench's `int8-bank` pack
+/// ships.
+const DEFAULT_LABELS: &str = "person, flag, rocket, sky, ground";
 const BINARYEN_VERSION: &str = "132.0.0";
 const USAGE: &str =
     "usage: cargo xtask <setup | test | serve | build | fixtures | fuzz | bench-web>
@@ -25,11 +28,12 @@ const USAGE: &str =
   worker-threads
              build the threaded CPU worker into trunk's staging dir (trunk runs it after each
              build; CLIP_SURGERY_THREADS=0 skips it, and the app then runs one CPU thread)
-  bench-web [--runs N] [--threads 1,2] [--quant f32,int8]
+  bench-web [--runs N] [--threads 1,2] [--quant f32,int8,int8+bank]
              the browser bench: builds the app and the CLI (release), writes a random-init
-             ViT-B/16 and its int8 pack, exports it to ONNX (PyTorch, PyPI), then times the
-             app's CPU path in chromium beside onnxruntime-web on the same weights; writes
-             target/bench-web/results.json and prints a Markdown table
+             ViT-B/16 and its int8 pack (also with the default labels' text bank), exports it
+             to ONNX (PyTorch, PyPI), then times the app's CPU path in chromium beside
+             onnxruntime-web on the same weights; writes target/bench-web/results.json and
+             prints a Markdown table
   fuzz [TARGET…] [--seconds N]
              run the fuzz targets under libFuzzer (nightly + cargo-fuzz, installed if missing),
              N seconds each (default 600); every `cargo xtask test` runs a bounded smoke
@@ -544,14 +548,22 @@ fn bench_web(args: &[String]) -> Result {
             .arg(&model))?;
     }
     let packs = out.join("packs");
-    if !packs.join("int8/manifest.json").exists() {
-        run(Command::new(&cli)
-            .arg("convert")
-            .arg("--from")
-            .arg(&model)
-            .arg("--to")
-            .arg(packs.join("int8"))
-            .args(["--quant", "int8"]))?;
+    // The int8 pack as it is, and with the app's default labels' text features.
+    for (name, bank) in [("int8", None), ("int8-bank", Some(DEFAULT_LABELS))] {
+        if !packs.join(name).join("manifest.json").exists() {
+            let mut convert = Command::new(&cli);
+            convert
+                .arg("convert")
+                .arg("--from")
+                .arg(&model)
+                .arg("--to")
+                .arg(packs.join(name))
+                .args(["--quant", "int8"]);
+            if let Some(labels) = bank {
+                convert.args(["--text-bank", labels]);
+            }
+            run(&mut convert)?;
+        }
     }
     let onnx = out.join("onnx");
     if !onnx.join("export.json").exists() {
@@ -681,6 +693,16 @@ fn fuzz(args: &[String]) -> Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bench_banks_the_apps_default_labels() {
+        let params = std::fs::read_to_string(root().join("src/params.rs")).unwrap();
+        let declared = format!("pub const DEFAULT_LABELS: &str = \"{DEFAULT_LABELS}\";");
+        assert!(
+            params.contains(&declared),
+            "src/params.rs no longer has {declared}"
+        );
+    }
 
     #[test]
     fn lockfile_pins_wasm_bindgen() {

@@ -17,7 +17,7 @@ use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::explanation::Explanation;
-use clip_core::surgery::bank::TextBank;
+use clip_core::surgery::bank::{BANK_FILE, TextBank};
 use clip_core::surgery::explain::{Stage, explain};
 use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
@@ -116,6 +116,13 @@ enum Command {
         /// table, int8 text transformer).
         #[arg(long, default_value = "int8")]
         quant: Scheme,
+        /// Comma-separated labels whose prompt-ensembled text features ship with the pack
+        /// (text-bank.bin, ~2 KB a label for ViT-B): the app shows them without encoding text
+        /// wherever it computes as this conversion does (the CPU's integer products for
+        /// int8/q4, floats for f32/f16). The app's default labels are "person, flag, rocket,
+        /// sky, ground".
+        #[arg(long, value_name = "LABELS")]
+        text_bank: Option<String>,
     },
     /// Quantization fidelity: Pearson r of each label's surgery similarities and CLS top-1
     /// agreement, every scheme against f32, plus pack sizes (the README's table).
@@ -193,7 +200,12 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", serde_json::to_string(&all)?);
             Ok(())
         }
-        Command::Convert { from, to, quant } => convert(&from, &to, quant),
+        Command::Convert {
+            from,
+            to,
+            quant,
+            text_bank,
+        } => convert(&from, &to, quant, text_bank.as_deref()),
         Command::Random { preset, to, seed } => random(&preset, &to, seed),
         Command::Eval {
             model,
@@ -242,7 +254,10 @@ fn run(cli: Cli) -> Result<()> {
             let clip = Clip::from_weights(&loaded.weights, &device)
                 .with_context(|| format!("loading {}", model.display()))?;
             spinner.finish_and_clear();
-            let explanation = explain_with_progress(&clip, &tokenizer, &pre, &query, method)?;
+            let mut bank = TextBank::with_stored(loaded.text_bank.as_deref(), &clip)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let explanation =
+                explain_with_progress(&clip, &tokenizer, &pre, &query, method, &mut bank)?;
             for label in &explanation.truncated {
                 eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
             }
@@ -348,9 +363,17 @@ fn random(preset: &str, to: &Path, seed: u64) -> Result<()> {
     Ok(())
 }
 
-fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
+fn convert(from: &Path, to: &Path, scheme: Scheme, text_bank: Option<&str>) -> Result<()> {
+    // Labels are checked before the (long) conversion.
+    let bank_labels = match text_bank {
+        Some(list) => match Query::labels(list).context("--text-bank")? {
+            Query::Labels(labels) => Some(labels),
+            Query::Text(_) => None,
+        },
+        None => None,
+    };
     let loaded = open_with_progress(from, scheme)?;
-    let pack = match loaded.weights {
+    let mut pack = match loaded.weights {
         _ if loaded.found == Found::Pack => bail!(
             "{} is already a weight pack; convert from the original checkpoint",
             from.display()
@@ -384,6 +407,17 @@ fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
         let path = to.join(&info.file);
         std::fs::write(&path, shard).with_context(|| format!("writing {}", path.display()))?;
     }
+    let bank_path = to.join(BANK_FILE);
+    if let Some(labels) = &bank_labels {
+        let bank = text_bank_of(&pack, labels)?;
+        std::fs::write(&bank_path, &bank)
+            .with_context(|| format!("writing {}", bank_path.display()))?;
+        pack.list_text_bank(&bank);
+    } else if bank_path.exists() {
+        // An earlier conversion's bank describes other weights.
+        std::fs::remove_file(&bank_path)
+            .with_context(|| format!("removing {}", bank_path.display()))?;
+    }
     std::fs::write(&manifest, pack.manifest_json())
         .with_context(|| format!("writing {}", manifest.display()))?;
     let checkpoint = std::fs::metadata(files::address(from).weights()).map_or(0, |m| m.len());
@@ -395,6 +429,25 @@ fn convert(from: &Path, to: &Path, scheme: Scheme) -> Result<()> {
         checkpoint as f64 / 1e6
     );
     Ok(())
+}
+
+/// The text features of `labels` under `pack`'s weights on the CPU (as the app's CPU path
+/// computes them), as a text bank file (`StoredBank`).
+fn text_bank_of(pack: &Pack, labels: &[String]) -> Result<Vec<u8>> {
+    let clip = Clip::from_pack(pack, &clip_core::device::cpu())?;
+    let tokenizer = load_tokenizer(None)?;
+    let bar = ProgressBar::new(labels.len() as u64).with_style(
+        ProgressStyle::with_template("{msg:32} [{bar:30}] {pos}/{len} {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("text bank (85 prompts a label)");
+    let mut bank = TextBank::new();
+    pollster::block_on(bank.features(&clip, &tokenizer, labels, |done, _| {
+        bar.set_position(done as u64)
+    }))?;
+    bar.finish_and_clear();
+    Ok(bank.stored(labels, clip.text_model.is_integer()).to_bytes())
 }
 
 /// Every scheme against f32 on the same pictures (the README's fidelity and size table).
@@ -511,6 +564,7 @@ fn explain_with_progress(
     pre: &Preprocessed,
     query: &Query,
     method: Method,
+    bank: &mut TextBank,
 ) -> Result<Explanation> {
     let bar = ProgressBar::new(1).with_style(
         ProgressStyle::with_template("{spinner} {msg:24} [{bar:30}] {pos}/{len} {elapsed}")
@@ -524,7 +578,7 @@ fn explain_with_progress(
         pre,
         query,
         method,
-        &mut TextBank::new(),
+        bank,
         |stage| match stage {
             Stage::Text(done, total) => {
                 bar.set_message("text prompts (85 each)");

@@ -372,6 +372,113 @@ fn convert_then_explain_round_trip() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("already a weight pack"));
 }
 
+/// `convert --text-bank` ships the labels' text features with the pack (listed in the manifest
+/// with their digest); `explain` on the pack uses them, refuses a corrupt bank, and a later
+/// conversion without the option removes the stale file.
+#[test]
+fn a_packs_text_bank_is_used_checked_and_replaced() {
+    use clip_core::output::explanation::Explanation;
+    use clip_core::surgery::bank::StoredBank;
+    use sha2::{Digest, Sha256};
+
+    let dir = tempdir("text-bank");
+    let (plain, banked) = (dir.join("plain"), dir.join("banked"));
+    convert("int8", &plain);
+    let output = clip_surgery(&[
+        "convert",
+        "--from",
+        fixtures().join("tiny-clip").to_str().unwrap(),
+        "--to",
+        banked.to_str().unwrap(),
+        "--quant",
+        "int8",
+        "--text-bank",
+        "person, dog, sky, rocket",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let manifest_path = banked.join("manifest.json");
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    let bank_bytes = std::fs::read(banked.join("text-bank.bin")).unwrap();
+    assert_eq!(manifest["text_bank"]["file"], "text-bank.bin");
+    assert_eq!(manifest["text_bank"]["bytes"], bank_bytes.len());
+    let embed_dim = manifest["config"]["embed_dim"].as_u64().unwrap() as usize;
+    let stored = StoredBank::from_bytes(&bank_bytes, embed_dim).unwrap();
+    assert!(
+        stored.integer,
+        "an int8 pack's features come from the CPU's integer products"
+    );
+    let texts: Vec<&str> = stored.entries.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(texts, ["person", "dog", "sky", "rocket"]);
+
+    let run = |pack: &Path, name: &str| -> Explanation {
+        let out = dir.join(name);
+        let output = explain_pack(pack, &out);
+        assert!(
+            output.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    // Largest difference between two columns: encoding the labels alone or four at a time,
+    // or summing them in another order, may move the last bits.
+    let differ = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| f64::from((x - y).abs()))
+            .fold(0.0, f64::max)
+    };
+    let column = |e: &Explanation, label: usize| -> Vec<f32> {
+        e.similarity.iter().map(|row| row[label]).collect()
+    };
+    // The stored features are what encoding gives (same weights, same arithmetic).
+    let encoded = run(&plain, "plain.json");
+    let from_bank = run(&banked, "banked.json");
+    assert!(differ(&from_bank.similarity.concat(), &encoded.similarity.concat()) <= 1e-5);
+
+    // They are really read: a bank whose "person" and "dog" features trade places (digest
+    // updated) swaps those labels' maps.
+    let mut swapped = stored.clone();
+    let (person, dog) = (swapped.entries[0].1.clone(), swapped.entries[1].1.clone());
+    swapped.entries[0].1 = dog;
+    swapped.entries[1].1 = person;
+    let swapped = swapped.to_bytes();
+    std::fs::write(banked.join("text-bank.bin"), &swapped).unwrap();
+    manifest["text_bank"]["sha256"] = Sha256::digest(&swapped)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into();
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let forged = run(&banked, "swapped.json");
+    assert!(differ(&column(&forged, 0), &column(&encoded, 1)) <= 1e-5);
+    assert!(differ(&column(&forged, 0), &column(&encoded, 0)) > 1e-3);
+
+    // A bank that does not match its digest is refused by name.
+    let mut corrupt = swapped.clone();
+    corrupt[40] ^= 1;
+    std::fs::write(banked.join("text-bank.bin"), &corrupt).unwrap();
+    let output = explain_pack(&banked, &dir.join("corrupt.json"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("text-bank.bin") && stderr.contains("SHA-256"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    // Converting again without a bank leaves none behind.
+    convert("int8", &banked);
+    assert!(!banked.join("text-bank.bin").exists());
+    let again = run(&banked, "again.json");
+    assert!(differ(&again.similarity.concat(), &encoded.similarity.concat()) <= 1e-5);
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("clip-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);

@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
-use clip_core::surgery::bank::text_model_id;
+use clip_core::surgery::bank::{TextBank, text_model_id};
 use clip_core::weights::address::{CONFIG, ModelAddress};
 use clip_core::weights::load::{LoadProgress, Loaded, ModelFiles, Origin, load};
 use clip_core::weights::pack::{MANIFEST, Scheme};
@@ -165,6 +165,8 @@ async fn load_on_device(
     progress(id, Task::Upload, 0.0, 1.0);
     let clip = upload(&loaded, &active).await?;
     let text_id = text_model_id(&loaded.weights, &clip);
+    // A pack's own text features: its labels are shown without encoding any text.
+    let bank = TextBank::with_stored(loaded.text_bank.as_deref(), &clip)?;
     progress(id, Task::Upload, 1.0, 1.0);
     let config = &clip.config;
     let info = ModelInfo {
@@ -187,7 +189,7 @@ async fn load_on_device(
         clip,
         origin,
         text_id,
-        bank: RefCell::default(),
+        bank: RefCell::new(bank),
     };
     Ok((Rc::new(model), info))
 }

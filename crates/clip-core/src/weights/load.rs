@@ -99,6 +99,8 @@ pub enum LoadProgress<'a> {
 
 /// Weights ready for the device.
 #[derive(Debug)]
+// One per loaded model, moved a handful of times: boxing the pack would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Weights {
     /// A weight pack (fetched, read, or converted on load).
     Pack(Pack),
@@ -160,6 +162,9 @@ pub struct Loaded {
     /// What was read (URLs and cache keys): to [`ModelFiles::forget`] if the weights still
     /// prove unusable (e.g. on the device).
     pub files: Vec<String>,
+    /// A pack's precomputed text features as stored, checked against its manifest (read
+    /// them with `surgery::bank::StoredBank::from_bytes`).
+    pub text_bank: Option<Vec<u8>>,
 }
 
 /// Why a model could not be loaded.
@@ -264,6 +269,7 @@ impl<F: ModelFiles> Run<'_, F> {
         {
             return Ok(Loaded {
                 files: self.read.clone(),
+                text_bank: None,
                 weights: Weights::Pack(pack),
                 found: Found::Converted,
                 cached: true,
@@ -296,6 +302,7 @@ impl<F: ModelFiles> Run<'_, F> {
                 found: Found::Checkpoint,
                 cached: origin == Origin::Cache,
                 files: self.read.clone(),
+                text_bank: None,
             });
         }
         let mut converter = Convert::new(config, quant, &name);
@@ -320,6 +327,7 @@ impl<F: ModelFiles> Run<'_, F> {
             found: Found::Converted,
             cached: origin == Origin::Cache,
             files: self.read.clone(),
+            text_bank: None,
         })
     }
 
@@ -375,11 +383,23 @@ impl<F: ModelFiles> Run<'_, F> {
             cached &= origin == Origin::Cache;
             shards.push(bytes);
         }
+        let text_bank = match &manifest.text_bank {
+            Some(info) => {
+                let (bytes, origin) = self
+                    .read_file(&address.sibling(&info.file), &info.file, true)
+                    .await?;
+                manifest.check_text_bank(&bytes)?;
+                cached &= origin == Origin::Cache;
+                Some(bytes)
+            }
+            None => None,
+        };
         Ok(Loaded {
             weights: Weights::Pack(Pack::from_checked_shards(manifest, shards)?),
             found: Found::Pack,
             cached,
             files: self.read.clone(),
+            text_bank,
         })
     }
 

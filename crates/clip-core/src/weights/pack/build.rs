@@ -149,6 +149,7 @@ pub(crate) fn assemble(
         config: config.clone(),
         shards: infos,
         tensors: entries,
+        text_bank: None,
     };
     manifest.validate()?;
     Pack::from_checked_shards(manifest, shards)

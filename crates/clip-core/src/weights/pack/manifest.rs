@@ -20,6 +20,8 @@ pub const FORMAT: &str = "clip-surgery-pack";
 pub const VERSION: u32 = 1;
 /// The manifest's file name.
 pub const MANIFEST: &str = "manifest.json";
+/// The file name of a pack's precomputed text features ([`crate::surgery::bank::StoredBank`]).
+pub const TEXT_BANK: &str = "text-bank.bin";
 
 /// One shard file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +69,23 @@ pub struct Manifest {
     pub shards: Vec<ShardInfo>,
     /// Every tensor by Hugging Face name.
     pub tensors: BTreeMap<String, TensorEntry>,
+    /// Precomputed text features (`clip-surgery convert --text-bank`), if the pack has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_bank: Option<ShardInfo>,
+}
+
+/// Largest text bank file: [`crate::surgery::bank::TextBank::CAPACITY`] features of the widest
+/// model with their texts fit in far less.
+const MAX_TEXT_BANK_BYTES: u64 = 64 << 20;
+
+/// A file name from a manifest becomes a URL and a path next to the manifest: nothing that
+/// climbs out.
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl Manifest {
@@ -126,17 +145,23 @@ impl Manifest {
             return Err(ClipError::Pack("the manifest lists no shards".into()));
         }
         for shard in &self.shards {
-            // Shard names become URLs and paths next to the manifest: nothing that climbs out.
-            let safe = !shard.file.is_empty()
-                && !shard.file.starts_with('.')
-                && shard
-                    .file
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !safe || shard.bytes <= HEADER as u64 {
+            if !safe_file_name(&shard.file) || shard.bytes <= HEADER as u64 {
                 return Err(ClipError::Pack(format!(
                     "bad shard entry {:?} ({} bytes)",
                     shard.file, shard.bytes
+                )));
+            }
+        }
+        if let Some(bank) = &self.text_bank {
+            let named_apart = self.shards.iter().all(|s| s.file != bank.file);
+            if !safe_file_name(&bank.file)
+                || !named_apart
+                || bank.bytes == 0
+                || bank.bytes > MAX_TEXT_BANK_BYTES
+            {
+                return Err(ClipError::Pack(format!(
+                    "bad text bank entry {:?} ({} bytes)",
+                    bank.file, bank.bytes
                 )));
             }
         }
@@ -190,6 +215,30 @@ impl Manifest {
         self.shards
             .iter()
             .fold(0u64, |sum, s| sum.saturating_add(s.bytes))
+    }
+
+    /// Checks the text bank file's size and digest against the manifest's entry.
+    pub fn check_text_bank(&self, bytes: &[u8]) -> Result<()> {
+        let info = self
+            .text_bank
+            .as_ref()
+            .ok_or_else(|| ClipError::Pack("the manifest lists no text bank".into()))?;
+        if bytes.len() as u64 != info.bytes {
+            return Err(ClipError::ShardLength {
+                file: info.file.clone(),
+                expected: info.bytes,
+                found: bytes.len() as u64,
+            });
+        }
+        let digest = shards::sha256_hex(bytes);
+        if digest != info.sha256 {
+            return Err(ClipError::ShardChecksum {
+                file: info.file.clone(),
+                expected: info.sha256.clone(),
+                found: digest,
+            });
+        }
+        Ok(())
     }
 
     /// Checks shard `index` as received: length, then header (model and place), then SHA-256

@@ -26,7 +26,7 @@ mod scheme;
 mod shards;
 
 pub(crate) use build::{Encoded, assemble, encode};
-pub use manifest::{FORMAT, MANIFEST, Manifest, ShardInfo, TensorEntry, VERSION};
+pub use manifest::{FORMAT, MANIFEST, Manifest, ShardInfo, TEXT_BANK, TensorEntry, VERSION};
 pub use scheme::{Encoding, Scheme};
 
 use half::f16;
@@ -92,6 +92,16 @@ impl Pack {
             shards,
             starts,
         })
+    }
+
+    /// Lists `bank` (a [`crate::surgery::bank::StoredBank`]'s bytes, to be written beside the
+    /// shards as [`TEXT_BANK`]) in the manifest.
+    pub fn list_text_bank(&mut self, bank: &[u8]) {
+        self.manifest.text_bank = Some(ShardInfo {
+            file: TEXT_BANK.into(),
+            bytes: bank.len() as u64,
+            sha256: shards::sha256_hex(bank),
+        });
     }
 
     /// The manifest as pretty JSON.
