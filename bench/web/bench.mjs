@@ -201,6 +201,10 @@ function report(o, app, ort) {
   }
   for (const r of app.filter((a) => !a.error)) {
     const text = r.first.timings_ms.text;
+    if (text < 1) {
+      lines.push(`- ${r.quant}, ${r.threads} thread(s): the first run's text came from the pack's bank (${sec(text)})`);
+      continue;
+    }
     const repeat = median(r.repeats.map((t) => t.text));
     lines.push(`- ${r.quant}, ${r.threads} thread(s)${r.isolated ? '' : ', not isolated'}: repeat text ${sec(repeat)} = ${((100 * repeat) / text).toFixed(1)} % of the first (${sec(text)})`);
   }
