@@ -284,15 +284,23 @@ fn bad_input_exits_nonzero_with_a_message() {
 }
 
 fn convert(scheme: &str, to: &Path) {
-    let output = clip_surgery(&[
+    convert_with(scheme, to, &[]);
+}
+
+/// `convert` of the fixture with `extra` arguments, which must succeed.
+fn convert_with(scheme: &str, to: &Path, extra: &[&str]) {
+    let fixture = fixtures().join("tiny-clip");
+    let mut args = vec![
         "convert",
         "--from",
-        fixtures().join("tiny-clip").to_str().unwrap(),
+        fixture.to_str().unwrap(),
         "--to",
         to.to_str().unwrap(),
         "--quant",
         scheme,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let output = clip_surgery(&args);
     assert!(
         output.status.success(),
         "{}",
@@ -384,21 +392,10 @@ fn a_packs_text_bank_is_used_checked_and_replaced() {
     let dir = tempdir("text-bank");
     let (plain, banked) = (dir.join("plain"), dir.join("banked"));
     convert("int8", &plain);
-    let output = clip_surgery(&[
-        "convert",
-        "--from",
-        fixtures().join("tiny-clip").to_str().unwrap(),
-        "--to",
-        banked.to_str().unwrap(),
-        "--quant",
+    convert_with(
         "int8",
-        "--text-bank",
-        "person, dog, sky, rocket",
-    ]);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        &banked,
+        &["--text-bank", "person, dog, sky, rocket"],
     );
     let manifest_path = banked.join("manifest.json");
     let mut manifest: Value =

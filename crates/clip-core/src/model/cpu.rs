@@ -144,14 +144,24 @@ fn softmax_row(row: &mut [f32]) {
     row.iter_mut().for_each(|v| *v *= inv);
 }
 
-/// OpenAI's QuickGELU, `x·σ(1.702x) = x / (1 + e^(−1.702x))`, on a CPU tensor: one pass, in
-/// place when the tensor is not shared (burn's would be three passes and two temporaries).
+/// OpenAI's QuickGELU, `x·σ(1.702x)`, on any device: [`quick_gelu_in_place`] on the CPU.
 pub(crate) fn quick_gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.device() == Device::flex() {
+        quick_gelu_in_place(x)
+    } else {
+        x.clone() * activation::sigmoid(x * 1.702)
+    }
+}
+
+/// QuickGELU as `x / (1 + e^(−1.702x))` on a CPU tensor: one pass, in place when the tensor is
+/// not shared (burn's would be three passes and two temporaries).
+fn quick_gelu_in_place<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
     let mut data = x.into_data();
     let Ok(values) = data.as_mut_slice::<f32>() else {
-        let h = Tensor::from_data(data, &device);
-        return h.clone() * activation::sigmoid(h * 1.702);
+        // Not reachable (activations are f32 on the CPU); burn's own then.
+        let x = Tensor::from_data(data, &device);
+        return x.clone() * activation::sigmoid(x * 1.702);
     };
     values.par_chunks_mut(ELEMENTS_PER_TASK).for_each(|chunk| {
         for v in chunk {

@@ -171,9 +171,7 @@ impl Mlp {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let h = self.fc1.forward(x);
         let h = match self.activation {
-            // OpenAI's QuickGELU: x·σ(1.702x).
-            Activation::QuickGelu if h.device() == Device::flex() => cpu::quick_gelu(h),
-            Activation::QuickGelu => h.clone() * activation::sigmoid(h * 1.702),
+            Activation::QuickGelu => cpu::quick_gelu(h),
             Activation::Gelu => activation::gelu(h),
         };
         self.fc2.forward(h)

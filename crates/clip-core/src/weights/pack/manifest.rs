@@ -223,22 +223,8 @@ impl Manifest {
             .text_bank
             .as_ref()
             .ok_or_else(|| ClipError::Pack("the manifest lists no text bank".into()))?;
-        if bytes.len() as u64 != info.bytes {
-            return Err(ClipError::ShardLength {
-                file: info.file.clone(),
-                expected: info.bytes,
-                found: bytes.len() as u64,
-            });
-        }
-        let digest = shards::sha256_hex(bytes);
-        if digest != info.sha256 {
-            return Err(ClipError::ShardChecksum {
-                file: info.file.clone(),
-                expected: info.sha256.clone(),
-                found: digest,
-            });
-        }
-        Ok(())
+        info.check_length(bytes)?;
+        info.check_digest(bytes)
     }
 
     /// Checks shard `index` as received: length, then header (model and place), then SHA-256
@@ -250,28 +236,40 @@ impl Manifest {
                 self.shards.len()
             ))
         })?;
-        let file = info.file.clone();
-        if bytes.len() as u64 != info.bytes {
-            return Err(ClipError::ShardLength {
-                file,
-                expected: info.bytes,
-                found: bytes.len() as u64,
-            });
-        }
+        info.check_length(bytes)?;
         let expected = shards::expected(&self.model_id, index, self.shards.len());
         let found = shards::describe(bytes);
         if found != expected {
             return Err(ClipError::ForeignShard {
-                file,
+                file: info.file.clone(),
                 expected,
                 found,
             });
         }
+        info.check_digest(bytes)
+    }
+}
+
+impl ShardInfo {
+    /// The file as received is as long as listed (a shorter one is a truncated download).
+    fn check_length(&self, bytes: &[u8]) -> Result<()> {
+        if bytes.len() as u64 != self.bytes {
+            return Err(ClipError::ShardLength {
+                file: self.file.clone(),
+                expected: self.bytes,
+                found: bytes.len() as u64,
+            });
+        }
+        Ok(())
+    }
+
+    /// The file as received has the listed SHA-256.
+    fn check_digest(&self, bytes: &[u8]) -> Result<()> {
         let digest = shards::sha256_hex(bytes);
-        if digest != info.sha256 {
+        if digest != self.sha256 {
             return Err(ClipError::ShardChecksum {
-                file,
-                expected: info.sha256.clone(),
+                file: self.file.clone(),
+                expected: self.sha256.clone(),
                 found: digest,
             });
         }
