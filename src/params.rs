@@ -1,6 +1,6 @@
 //! The URL contract: the query string is the app's shareable state, and docs sites and tests
 //! drive the app through it (`model`, `image`, `text` | `labels`, `size`, `method`, `device`,
-//! `colormap`, `opacity`, `embed`, plus `compare` and `threads`). Values equal to the defaults are left out
+//! `colormap`, `opacity`, `embed`, plus `compare`, `threads` and `simd`). Values equal to the defaults are left out
 //! of the address the app writes back, so share links stay short.
 
 use clip_core::error::ClipError;
@@ -10,9 +10,9 @@ use clip_core::weights::pack::Scheme;
 use clip_protocol::{DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "threads",
-    "colormap", "opacity", "embed",
+    "simd", "colormap", "opacity", "embed",
 ];
 
 /// Most CPU threads the worker runs (browsers report at most this many cores usefully, and
@@ -77,6 +77,9 @@ pub struct Params {
     /// At most this many CPU threads (`None`: one per core, up to [`MAX_THREADS`]). Threads
     /// need a cross-origin isolated page; the WebGPU path does not use them.
     pub threads: Option<usize>,
+    /// Which build of the threaded CPU worker runs (`None`: relaxed SIMD where the browser
+    /// has it, else baseline SIMD; www/worker_loader.js decides).
+    pub simd: Option<Simd>,
     /// Heatmap colours.
     pub colormap: Colormap,
     /// Heat weight in [0, 1].
@@ -99,9 +102,30 @@ impl Default for Params {
             compare: false,
             device: DeviceChoice::Auto,
             threads: None,
+            simd: None,
             colormap: Colormap::Jet,
             opacity: DEFAULT_OPACITY,
             embed: false,
+        }
+    }
+}
+
+/// The threaded CPU worker's two builds (`simd=`): wasm's baseline SIMD, or relaxed SIMD
+/// (a fused multiply-add in the f32 products), which not every browser has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Simd {
+    /// `simd=baseline`.
+    Baseline,
+    /// `simd=relaxed`.
+    Relaxed,
+}
+
+impl Simd {
+    /// The parameter's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Relaxed => "relaxed",
         }
     }
 }
@@ -203,6 +227,13 @@ impl Params {
                         "threads={value} is not a whole number from 1 to {MAX_THREADS}; using one per core"
                     )),
                 },
+                "simd" => match value {
+                    "baseline" => p.simd = Some(Simd::Baseline),
+                    "relaxed" => p.simd = Some(Simd::Relaxed),
+                    _ => warnings.push(format!(
+                        "simd={value} is neither baseline nor relaxed; using relaxed SIMD where the browser has it"
+                    )),
+                },
                 "colormap" => match value.parse() {
                     Ok(c) => p.colormap = c,
                     Err(e) => warnings.push(e),
@@ -263,6 +294,9 @@ impl Params {
         }
         if let Some(threads) = self.threads {
             out.push(("threads", threads.to_string()));
+        }
+        if let Some(simd) = self.simd {
+            out.push(("simd", simd.name().into()));
         }
         if self.colormap != d.colormap {
             out.push(("colormap", self.colormap.name().into()));
@@ -366,6 +400,7 @@ mod tests {
             ("compare", "1"),
             ("device", "cpu"),
             ("threads", "2"),
+            ("simd", "baseline"),
             ("colormap", "viridis"),
             ("opacity", "0.35"),
             ("embed", "1"),
@@ -376,6 +411,7 @@ mod tests {
         assert_eq!(p.method, Method::Raw);
         assert_eq!(p.device, DeviceChoice::Cpu);
         assert_eq!(p.threads, Some(2));
+        assert_eq!(p.simd, Some(Simd::Baseline));
         assert_eq!(p.colormap, Colormap::Viridis);
         assert!(p.embed && p.compare);
         assert_eq!(
@@ -440,9 +476,11 @@ mod tests {
             ("threads", "0"),
             ("threads", "17"),
             ("threads", "two"),
+            ("simd", "avx"),
         ]);
-        assert_eq!(warnings.len(), 8, "{warnings:?}");
+        assert_eq!(warnings.len(), 9, "{warnings:?}");
         assert!(warnings[5].contains("threads=0"), "{warnings:?}");
+        assert!(warnings[8].contains("simd=avx"), "{warnings:?}");
         assert!(warnings[0].contains("unknown device `gpu`"), "{warnings:?}");
         assert!(warnings[1].contains("embed=yes"), "{warnings:?}");
         assert_eq!(p, Params::default());

@@ -5,6 +5,8 @@
 //   ../mt/worker.js   the CPU on several threads (burn's rayon pool on Web Workers), built by
 //                     `cargo xtask` with wasm atomics. It has no WebGPU: wgpu cannot run with
 //                     shared memory.
+//   ../mt-relaxed/    the same with relaxed SIMD (a fused multiply-add in the f32 products),
+//                     for the browsers that have it.
 //
 // The threaded one runs when the CPU will (device=cpu, or no WebGPU adapter) and it can:
 // threads need SharedArrayBuffer, which browsers give only to cross-origin isolated pages
@@ -39,11 +41,31 @@ function poolSize() {
   return asked >= 1 ? Math.min(cores, asked) : cores;
 }
 
+// A module whose one function is `f32x4.relaxed_madd` of three constants: valid only where the
+// engine has relaxed SIMD (Chromium since 114; other engines as they ship it).
+const RELAXED_PROBE = (() => {
+  const zeros = [0xfd, 0x0c, ...new Array(16).fill(0)]; // v128.const 0
+  return new Uint8Array([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // types: () -> v128
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x0a, 0x3d, 0x01, 0x3b, 0x00, ...zeros, ...zeros, ...zeros, 0xfd, 0x85, 0x02, 0x0b, // code
+  ]);
+})();
+
+/** The threaded build for this browser: with relaxed SIMD where it validates. */
+function threadedBuild() {
+  const forced = params.get('simd'); // `simd=baseline` (tests, comparisons) or `relaxed`
+  if (forced === 'baseline' || forced === 'relaxed') return forced === 'relaxed' ? 'mt-relaxed' : 'mt';
+  return WebAssembly.validate(RELAXED_PROBE) ? 'mt-relaxed' : 'mt';
+}
+
 async function startThreaded(count, why) {
-  const mt = await import('../mt/worker.js');
-  await mt.default({ module_or_path: new URL('../mt/worker_bg.wasm', import.meta.url) });
+  const build = threadedBuild();
+  const mt = await import(`../${build}/worker.js`);
+  await mt.default({ module_or_path: new URL(`../${build}/worker_bg.wasm`, import.meta.url) });
   await mt.initThreadPool(count);
-  self.clipSurgeryThreads = { count, why };
+  self.clipSurgeryThreads = { count, why, build };
   mt.start();
 }
 

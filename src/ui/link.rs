@@ -10,6 +10,8 @@ use yew::Callback;
 
 use clip_protocol::{DeviceChoice, Request, Response, pack, unpack};
 
+use crate::params::Simd;
+
 /// The worker's loader script (www/worker_loader.js, beside the tokenizer it fetches): a module
 /// worker that picks the WebGPU build or the threaded CPU one for the device asked for.
 const WORKER_URL: &str = "./www/worker_loader.js";
@@ -26,18 +28,23 @@ pub struct WorkerLink {
 }
 
 impl WorkerLink {
-    /// Starts the worker, for `device` and at most `threads` CPU threads. `on_response` gets
+    /// Starts the worker, for `device` and at most `threads` CPU threads (of the `simd` build,
+    /// if one is asked for). `on_response` gets
     /// each message with its payload (or `undefined`); `on_crash` gets a message when the
     /// worker dies (an uncaught error or an abort).
     pub fn spawn(
         device: DeviceChoice,
         threads: Option<usize>,
+        simd: Option<Simd>,
         on_response: Callback<(Response, JsValue)>,
         on_crash: Callback<String>,
     ) -> Result<Self, String> {
         let mut url = format!("{WORKER_URL}?device={}", device.param().unwrap_or("auto"));
         if let Some(threads) = threads {
             url += &format!("&threads={threads}");
+        }
+        if let Some(simd) = simd {
+            url += &format!("&simd={}", simd.name());
         }
         let options = WorkerOptions::new();
         options.set_type(WorkerType::Module);

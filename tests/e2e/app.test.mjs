@@ -225,11 +225,31 @@ test('CPU fallback: without WebGPU a note shows, the UI stays responsive, result
     assert.equal(threads, Math.min(os.availableParallelism(), 16), 'one CPU thread per core');
     await b.page.getByText(/WebGPU is not available/).waitFor();
     assert.equal(await b.page.getByText(/one thread/).count(), 0);
+    // Chromium has relaxed SIMD: the build with the fused multiply-add runs.
+    assert.ok(server.log.some((r) => r.path === '/mt-relaxed/worker_bg.wasm'), 'the relaxed-SIMD build was not loaded');
     const worst = assertMatchesCli(last, reference);
     const gap = await b.page.evaluate(() => window.__maxGap);
     console.log(`  CPU (wasm) vs CLI: max |Δ similarity| = ${worst.toExponential(2)}; longest frame during the run ${gap.toFixed(0)} ms; run ${last.timings_ms.total.toFixed(0)} ms`);
     // 500 ms: far below a blocked run (the whole inference), far above a busy frame.
     assert.ok(gap < 500, `the page froze for ${gap} ms during inference`);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('simd=baseline runs the threaded build without relaxed SIMD, with the same results', { timeout: RUN_TIMEOUT }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    const before = server.log.length;
+    await b.page.goto(`${server.origin}/?${QUERY}&device=cpu&simd=baseline`);
+    const last = await result(b.page);
+    assert.equal(last.device, 'cpu');
+    const asked = server.log.slice(before).map((r) => r.path);
+    assert.ok(asked.includes('/mt/worker_bg.wasm'), `the baseline build was not loaded: ${asked}`);
+    assert.ok(!asked.includes('/mt-relaxed/worker_bg.wasm'), 'the relaxed build was loaded too');
+    const worst = assertMatchesCli(last, reference);
+    console.log(`  CPU (wasm, baseline SIMD) vs CLI: max |Δ similarity| = ${worst.toExponential(2)}`);
     assert.deepEqual(b.problems, []);
   } finally {
     await b.close();

@@ -26,9 +26,10 @@ const USAGE: &str =
   build      build the web app into dist/ (static files for any host)
   fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)
   worker-threads
-             build the threaded CPU worker into trunk's staging dir (trunk runs it after each
-             build; CLIP_SURGERY_THREADS=0 skips it, and the app then runs one CPU thread)
-  bench-web [--runs N] [--threads 1,2] [--quant f32,int8,int8+bank]
+             build the threaded CPU workers (baseline and relaxed SIMD) into trunk's staging
+             dir (trunk runs it after each build; CLIP_SURGERY_THREADS=0 skips it, and the app
+             then runs one CPU thread)
+  bench-web [--runs N] [--threads 1,2] [--quant f32,int8,int8+bank] [--simd auto,baseline]
              the browser bench: builds the app and the CLI (release), writes a random-init
              ViT-B/16 and its int8 pack (also with the default labels' text bank), exports it
              to ONNX (PyTorch, PyPI), then times the app's CPU path in chromium beside
@@ -391,17 +392,22 @@ fn build() -> Result {
 /// wasm32's (what the single-threaded build may grow to, and what its size limits assume).
 const THREADS_MAX_MEMORY: u64 = 4 << 30;
 
+/// The threaded worker's builds: the folder in dist/ and the worker's features added to
+/// `threads`. www/worker_loader.js loads `mt-relaxed/` in browsers with relaxed SIMD (its fused
+/// multiply-add in the CPU's f32 products, `clip-core` model/packed.rs), `mt/` in the others.
+const THREADED_BUILDS: [(&str, &str); 2] =
+    [("mt", "threads"), ("mt-relaxed", "threads,relaxed-simd")];
+
 /// `cargo xtask worker-threads`: the CPU worker with rayon on Web Workers, into
-/// `$TRUNK_STAGING_DIR/mt/` (trunk's post-build hook) or `dist/mt/`. Wasm threads need atomics
-/// and bulk memory in every crate, the standard library included, hence nightly's build-std;
-/// trunk builds all Rust assets with one toolchain and one set of flags, hence a hook. Same
-/// profile as trunk's (Cargo.toml `wasm-release`), then wasm-bindgen (`--target web`: the
-/// helper workers import the module) and wasm-opt as trunk runs them.
+/// `$TRUNK_STAGING_DIR/mt*/` (trunk's post-build hook) or `dist/mt*/` ([`THREADED_BUILDS`]).
+/// Wasm threads need atomics and bulk memory in every crate, the standard library included,
+/// hence nightly's build-std; trunk builds all Rust assets with one toolchain and one set of
+/// flags, hence a hook. Same profile as trunk's (Cargo.toml `wasm-release`), then wasm-bindgen
+/// (`--target web`: the helper workers import the module) and wasm-opt as trunk runs them.
 fn worker_threads() -> Result {
-    let out = env::var_os("TRUNK_STAGING_DIR")
+    let staging = env::var_os("TRUNK_STAGING_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("dist"))
-        .join("mt");
+        .unwrap_or_else(|| root().join("dist"));
     if env::var("CLIP_SURGERY_THREADS").is_ok_and(|v| v == "0") {
         eprintln!(
             "xtask: CLIP_SURGERY_THREADS=0: no threaded worker (the app runs one CPU thread)"
@@ -409,14 +415,27 @@ fn worker_threads() -> Result {
         return Ok(());
     }
     let nightly = nightly()?;
+    for (folder, features) in THREADED_BUILDS {
+        threaded_worker(&nightly, features, &staging.join(folder))?;
+    }
+    Ok(())
+}
+
+/// One build of the threaded worker (see [`worker_threads`]) into `out`.
+fn threaded_worker(nightly: &str, features: &str, out: &Path) -> Result {
+    // One target dir for both builds: they differ in features only, so everything but
+    // clip-core and the worker is built once.
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("target"))
         .join("wasm-threads");
     // Shared memory, imported (wasm-bindgen creates it and hands it to every thread), and the
     // exports wasm-bindgen needs to set up each thread's TLS: rustc's wasm32-unknown-unknown
-    // does not add these for atomics by itself.
-    let mut flags = "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128".to_string();
+    // does not add these for atomics by itself. The code generation is .cargo/config.toml's
+    // (SIMD, source-order scheduling).
+    let mut flags = "-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 \
+                     -C llvm-args=-pre-RA-sched=source"
+        .to_string();
     for arg in [
         "--shared-memory",
         "--import-memory",
@@ -445,7 +464,7 @@ fn worker_threads() -> Result {
             "worker",
             "--no-default-features",
             "--features",
-            "threads",
+            features,
         ])
         .arg("--target-dir")
         .arg(&target_dir)
@@ -454,7 +473,7 @@ fn worker_threads() -> Result {
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env("RUSTFLAGS", flags))?;
     let wasm = target_dir.join("wasm32-unknown-unknown/wasm-release/worker.wasm");
-    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(out);
     run(Command::new("wasm-bindgen")
         .args([
             "--target",
@@ -464,7 +483,7 @@ fn worker_threads() -> Result {
             "worker",
             "--out-dir",
         ])
-        .arg(&out)
+        .arg(out)
         .arg(&wasm)
         .env("PATH", tool_path()))?;
     let bg = out.join("worker_bg.wasm");
@@ -515,7 +534,7 @@ fn bench_web(args: &[String]) -> Result {
     let mut args = args.iter();
     while let Some(flag) = args.next() {
         match flag.as_str() {
-            "--runs" | "--threads" | "--quant" => {
+            "--runs" | "--threads" | "--quant" | "--simd" => {
                 let value = args.next().ok_or(format!("{flag} needs a value"))?;
                 bench_args.extend([flag.clone(), value.clone()]);
             }

@@ -13,7 +13,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::params::DEFAULT_MODEL;
+use crate::params::{DEFAULT_MODEL, Simd};
 use crate::render::Picture;
 use crate::ui::dom;
 use crate::ui::link::WorkerLink;
@@ -51,8 +51,8 @@ impl WorkerClient {
     }
 
     /// Starts a worker (dropping, and so terminating, any earlier one) with at most `threads`
-    /// CPU threads.
-    fn start(&self, device: DeviceChoice, threads: Option<usize>) {
+    /// CPU threads, of the `simd` build if one is asked for.
+    fn start(&self, device: DeviceChoice, threads: Option<usize>, simd: Option<Simd>) {
         self.link.borrow_mut().take();
         let dispatch = self.dispatch.clone();
         let on_response = Callback::from(move |(response, payload): (Response, JsValue)| {
@@ -61,7 +61,7 @@ impl WorkerClient {
         let dispatch = self.dispatch.clone();
         let on_crash =
             Callback::from(move |message: String| dispatch.dispatch(Action::WorkerDied(message)));
-        match WorkerLink::spawn(device, threads, on_response, on_crash) {
+        match WorkerLink::spawn(device, threads, simd, on_response, on_crash) {
             Ok(link) => {
                 link.send(&Request::Init { device }, None, None);
                 link.send(&Request::CacheInfo, None, None);
@@ -195,9 +195,14 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
         dispatch: state.dispatcher(),
     };
     {
-        let (client, device, threads) = (client.clone(), state.params.device, state.params.threads);
+        let (client, device, threads, simd) = (
+            client.clone(),
+            state.params.device,
+            state.params.threads,
+            state.params.simd,
+        );
         use_effect_with(state.worker, move |&generation| {
-            client.start(device, threads);
+            client.start(device, threads, simd);
             // A restarted worker holds no image: give it the last one again.
             let last = client.last_image.borrow().clone();
             if let (true, Some((bytes, name))) = (generation > 1, last) {

@@ -21,6 +21,7 @@ pub(crate) mod cpu;
 pub mod encoder;
 pub mod int8;
 pub mod nn;
+pub mod packed;
 pub mod text;
 pub mod vision;
 

@@ -9,6 +9,7 @@ use crate::config::Activation;
 use crate::error::Result;
 use crate::model::cpu;
 use crate::model::int8::Int8Matrix;
+use crate::model::packed::PackedMatrix;
 use crate::weights::host::HostTensor;
 use crate::weights::source::{Matrix, WeightSource};
 use crate::weights::tree::{LinearTensors, NormTensors};
@@ -43,6 +44,9 @@ enum Weight {
     Cpu(Tensor<2>),
     /// `[in, out]` int8 on the host, for the CPU's integer product (a quantized pack there).
     Int8(Arc<Int8Matrix>),
+    /// `[in, out]` f32 packed on the host, for the CPU's f32 product where burn's is slower
+    /// (wasm: [`PackedMatrix::PREFERRED`]).
+    Packed(Arc<PackedMatrix>),
 }
 
 /// `y = x Wᵀ + b` with `W` stored `[in, out]` (burn's layout).
@@ -82,6 +86,27 @@ impl Linear {
                 host_bias: bias.as_ref().map(|b| b.data.clone().into()),
                 bias: bias.map(|b| upload(b, device)),
             },
+            Err(matrix) if *device == Device::flex() && PackedMatrix::PREFERRED => {
+                let float = match matrix {
+                    Matrix::Float(t) => t,
+                    Matrix::Quant(q) => q.dequantize(),
+                };
+                let host_bias = bias.as_ref().map(|b| b.data.clone().into());
+                let bias = bias.map(|b| upload(b, device));
+                match PackedMatrix::pack(&float) {
+                    Some(packed) => Self {
+                        weight: Weight::Packed(Arc::new(packed)),
+                        host_bias,
+                        bias,
+                    },
+                    // Not a matrix: burn's product says so.
+                    None => Self {
+                        weight: Weight::Cpu(upload(float, device)),
+                        host_bias: None,
+                        bias,
+                    },
+                }
+            }
             Err(matrix) if *device == Device::flex() => Self {
                 weight: Weight::Cpu(upload_matrix(matrix, device)),
                 host_bias: None,
@@ -105,22 +130,34 @@ impl Linear {
         match &self.weight {
             Weight::Device(w) => module::linear(x, w.clone(), self.bias.clone()),
             Weight::Cpu(w) => cpu::linear(x, w, self.bias.as_ref()),
-            Weight::Int8(w) => {
-                let device = x.device();
-                let mut dims = x.dims();
-                let [k, n] = w.shape();
-                let rows = dims[..D - 1].iter().product();
-                let out = match x.into_data().try_into_vec_as::<f32>() {
-                    Ok(x) if x.len() == rows * k => w.matmul(&x, rows, self.host_bias.as_deref()),
-                    // Not reachable (activations are f32 on the CPU); NaN, which no map
-                    // survives, rather than numbers that look like a result.
-                    _ => vec![f32::NAN; rows * n],
-                };
-                dims[D - 1] = n;
-                Tensor::from_data(TensorData::new(out, dims), &device)
-            }
+            Weight::Int8(w) => host_product(x, w.shape(), |x, rows| {
+                w.matmul(x, rows, self.host_bias.as_deref())
+            }),
+            Weight::Packed(w) => host_product(x, w.shape(), |x, rows| {
+                w.matmul(x, rows, self.host_bias.as_deref())
+            }),
         }
     }
+}
+
+/// `x W` by a product on the host (`product(x, rows)` → `[rows, N]`) for a CPU tensor `x`
+/// `[.., K]` and `W` `[K, N]`.
+fn host_product<const D: usize>(
+    x: Tensor<D>,
+    [k, n]: [usize; 2],
+    product: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Tensor<D> {
+    let device = x.device();
+    let mut dims = x.dims();
+    let rows = dims[..D - 1].iter().product();
+    let out = match x.into_data().try_into_vec_as::<f32>() {
+        Ok(x) if x.len() == rows * k => product(&x, rows),
+        // Not reachable (activations are f32 on the CPU); NaN, which no map survives, rather
+        // than numbers that look like a result.
+        _ => vec![f32::NAN; rows * n],
+    };
+    dims[D - 1] = n;
+    Tensor::from_data(TensorData::new(out, dims), &device)
 }
 
 /// LayerNorm over the last dimension.
