@@ -9,13 +9,16 @@
 // app's five default labels (model from the cache, text features encoded), one label changed,
 // then --runs repeats (the image encode; text from the bank). `int8+bank` is the int8 pack
 // converted with the default labels' text features (convert --text-bank): what a host that
-// ships such a pack gives its first visitors.
+// ships such a pack gives its first visitors. `--simd auto,baseline`: the threaded worker the
+// browser picks (relaxed SIMD in Chromium), and again the baseline-SIMD build (`simd=baseline`,
+// what browsers without relaxed SIMD run; f32 and int8).
 //
 // Then onnxruntime-web (bench/web/ort.html) on the ONNX export of the same weights, fp32 and
 // int8, at each thread count: session creation and --runs timed forwards after a warm-up.
 //
 //   node bench.mjs --dist DIR --model DIR --packs DIR --onnx DIR --images DIR [--runs 5]
-//                  [--threads 1,2] [--quant f32,int8,int8+bank] [--out results.json]
+//                  [--threads 1,2] [--quant f32,int8,int8+bank] [--simd auto,baseline]
+//                  [--out results.json]
 //
 // Prints a Markdown table and the ratios the performance issue asks for; --out keeps every
 // number. Timings are the app's own (window.clipSurgery.last.timings_ms) and ort.html's.
@@ -31,13 +34,14 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const WAIT_MS = 10 * 60_000;
 
 function options(argv) {
-  const o = { runs: 5, threads: [1, 2], quant: ['f32', 'int8', 'int8+bank'], out: null };
+  const o = { runs: 5, threads: [1, 2], quant: ['f32', 'int8', 'int8+bank'], simd: ['auto', 'baseline'], out: null };
   for (let i = 0; i < argv.length; i += 2) {
     const [key, value] = [argv[i].replace(/^--/, ''), argv[i + 1]];
     if (value === undefined) throw new Error(`--${key} needs a value`);
     if (key === 'runs') o.runs = Number(value);
     else if (key === 'threads') o.threads = value.split(',').map(Number);
     else if (key === 'quant') o.quant = value.split(',');
+    else if (key === 'simd') o.simd = value.split(',');
     else o[key] = key === 'out' ? value : path.resolve(value);
   }
   for (const key of ['dist', 'model', 'packs', 'onnx', 'images']) {
@@ -103,7 +107,7 @@ async function browser({ serviceWorkers = 'allow' } = {}) {
   };
 }
 
-async function appScenario(o, servers, { quant, threads, isolated }) {
+async function appScenario(o, servers, { quant, threads, isolated, simd }) {
   const server = isolated ? servers.isolated : servers.plain;
   // Not isolated: no service worker either (it would isolate the page): one thread.
   const b = await browser({ serviceWorkers: isolated ? 'allow' : 'block' });
@@ -113,7 +117,8 @@ async function appScenario(o, servers, { quant, threads, isolated }) {
     model, quant: scheme, image: 'img/astronaut.png', size: '224', device: 'cpu', runs: String(o.runs),
   });
   if (isolated) params.set('threads', String(threads));
-  const out = { quant, threads: isolated ? threads : 1, isolated };
+  if (simd === 'baseline') params.set('simd', 'baseline');
+  const out = { quant, threads: isolated ? threads : 1, isolated, simd };
   try {
     const page = await b.ctx.newPage();
     // The app's own bench page (www/bench.html) runs the steps; see there.
@@ -165,7 +170,8 @@ function report(o, app, ort) {
   lines.push('| CPU path (ViT-B/16, 224 px) | model load, cached | first picture (page load → result) | its text / image | one label changed | image encode, repeats | worker memory |');
   lines.push('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of app) {
-    const name = `${r.quant}, ${r.threads} thread${r.threads > 1 ? 's' : ''}${r.isolated ? '' : ', not isolated'}`;
+    const name = `${r.quant}, ${r.threads} thread${r.threads > 1 ? 's' : ''}${r.isolated ? '' : ', not isolated'}`
+      + `${r.simd === 'baseline' ? ', baseline SIMD' : ''}`;
     if (r.error) {
       lines.push(`| ${name} | ${r.error} | | | | | |`);
       continue;
@@ -183,8 +189,8 @@ function report(o, app, ort) {
     lines.push(r.error ? `| ${name} | ${r.error} | |` : `| ${name} | ${sec(r.load_ms)} | ${spread(r.runs_ms)} |`);
   }
   lines.push('');
-  const image = (quant, threads) => {
-    const r = app.find((a) => a.quant === quant && a.threads === threads && a.isolated && !a.error);
+  const image = (quant, threads, simd = 'auto') => {
+    const r = app.find((a) => a.quant === quant && a.threads === threads && a.isolated && a.simd === simd && !a.error);
     return r ? median(r.repeats.map((t) => t.image)) : NaN;
   };
   const forward = (file, threads) => {
@@ -196,8 +202,18 @@ function report(o, app, ort) {
     lines.push(`- ${t} thread(s): image encode f32 / onnxruntime-web fp32 = ${ratio(image('f32', t), forward('vision_fp32.onnx', t))}; `
       + `int8 / f32 = ${ratio(image('int8', t), image('f32', t))}; int8 / onnxruntime-web int8 = ${ratio(image('int8', t), forward('vision_int8.onnx', t))}`);
   }
+  if (o.simd.includes('baseline')) {
+    for (const t of o.threads) {
+      lines.push(`- ${t} thread(s), baseline SIMD: image encode f32 / onnxruntime-web fp32 = ${ratio(image('f32', t, 'baseline'), forward('vision_fp32.onnx', t))}; `
+        + `int8 / f32 = ${ratio(image('int8', t, 'baseline'), image('f32', t, 'baseline'))}; int8 / onnxruntime-web int8 = ${ratio(image('int8', t, 'baseline'), forward('vision_int8.onnx', t))}`);
+    }
+  }
   if (o.threads.includes(1) && o.threads.includes(2)) {
-    for (const q of o.quant.filter((x) => !x.includes('+'))) lines.push(`- ${q}: one thread / two threads, image encode = ${ratio(image(q, 1), image(q, 2))}`);
+    for (const simd of o.simd) {
+      for (const q of o.quant.filter((x) => !x.includes('+'))) {
+        lines.push(`- ${q}${simd === 'baseline' ? ', baseline SIMD' : ''}: one thread / two threads, image encode = ${ratio(image(q, 1, simd), image(q, 2, simd))}`);
+      }
+    }
   }
   for (const r of app.filter((a) => !a.error)) {
     const text = r.first.timings_ms.text;
@@ -206,7 +222,7 @@ function report(o, app, ort) {
       continue;
     }
     const repeat = median(r.repeats.map((t) => t.text));
-    lines.push(`- ${r.quant}, ${r.threads} thread(s)${r.isolated ? '' : ', not isolated'}: repeat text ${sec(repeat)} = ${((100 * repeat) / text).toFixed(1)} % of the first (${sec(text)})`);
+    lines.push(`- ${r.quant}, ${r.threads} thread(s)${r.isolated ? '' : ', not isolated'}${r.simd === 'baseline' ? ', baseline SIMD' : ''}: repeat text ${sec(repeat)} = ${((100 * repeat) / text).toFixed(1)} % of the first (${sec(text)})`);
   }
   return lines.join('\n');
 }
@@ -226,8 +242,10 @@ async function main() {
   const app = [];
   const ort = [];
   try {
-    const configs = o.quant.flatMap((quant) => o.threads.map((threads) => ({ quant, threads, isolated: true })));
-    if (o.quant.includes('f32')) configs.push({ quant: 'f32', threads: 1, isolated: false });
+    const configs = o.simd.flatMap((simd) => o.quant
+      .filter((quant) => simd === 'auto' || !quant.includes('+'))
+      .flatMap((quant) => o.threads.map((threads) => ({ quant, threads, isolated: true, simd }))));
+    if (o.quant.includes('f32')) configs.push({ quant: 'f32', threads: 1, isolated: false, simd: 'auto' });
     for (const c of configs) {
       console.error(`app: ${JSON.stringify(c)}`);
       app.push(await appScenario(o, servers, c));
