@@ -463,7 +463,7 @@ test('bad input gives a visible message and the app keeps working; nothing leave
     assert.ok(server.log.every((r) => r.method === 'GET' && r.body === 0));
     assert.ok(!server.log.some((r) => r.path.includes('notes')), 'the local file was requested from the server');
     const paths = new Set(server.log.map((r) => r.path));
-    const allowed = /^\/($|index\.html|clip-surgery-web|worker|mt\/|sw\.js|style|www\/|models\/|packs\/|img\/|favicon\.ico)/;
+    const allowed = /^\/($|index\.html|clip-surgery-web|worker|mt\/|mt-relaxed\/|sw\.js|style|www\/|models\/|packs\/|img\/|favicon\.ico)/;
     assert.deepEqual([...paths].filter((p) => !allowed.test(p)), []);
     assert.deepEqual(b.problems.filter((p) => !/Failed to load resource/.test(p)), []);
   } finally {
