@@ -537,11 +537,12 @@ test('a pack\'s text bank: its labels are drawn without encoding text; other lab
 test('a plain checkpoint is quantized in the worker on WebGPU, cached quantized, and reloaded from the cache', { timeout: RUN_TIMEOUT * 3 }, async () => {
   const b = await open();
   try {
-    // The worker's q4 conversion is the CLI's q4 conversion, byte for byte: same numbers as
+    // The worker's q4 conversion on load is the CLI's (`--quant q4` on the checkpoint; `convert`
+    // writes a calibrated q4 pack, which no download can be), byte for byte: same numbers as
     // the CLI on the same kind of device (a GPU runs burn's quantized matmul in floats, the
     // CPU integer products), here lavapipe natively.
-    const gpuRef = cli(['--labels', LABELS.join(','), '--device', 'wgpu'], path.join(PACKS, 'q4'));
-    const ref = cli(['--labels', LABELS.join(',')], path.join(PACKS, 'q4'));
+    const gpuRef = cli(['--labels', LABELS.join(','), '--quant', 'q4', '--device', 'wgpu']);
+    const ref = cli(['--labels', LABELS.join(','), '--quant', 'q4']);
     await b.page.goto(`${server.origin}/?model=models/tiny&quant=q4&${INPUTS}&device=webgpu`);
     assertMatchesCli(await result(b.page), gpuRef);
     await b.page.locator('[data-testid=model-ready][data-scheme=q4]').filter({ hasText: 'downloaded' }).waitFor();

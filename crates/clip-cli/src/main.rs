@@ -15,6 +15,7 @@ use clip_core::input::preprocess::{Preprocessed, preprocess};
 use clip_core::input::query::{Method, Query};
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
+use clip_core::model::calibration::{self, Calibration};
 use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::explanation::Explanation;
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
@@ -372,7 +373,13 @@ fn convert(from: &Path, to: &Path, scheme: Scheme, text_bank: Option<&str>) -> R
         },
         None => None,
     };
-    let loaded = open_with_progress(from, scheme)?;
+    // q4 calibrates its rounding on the full-precision model: keep the checkpoint whole.
+    let open_as = if scheme == Scheme::Q4 {
+        Scheme::F32
+    } else {
+        scheme
+    };
+    let loaded = open_with_progress(from, open_as)?;
     let mut pack = match loaded.weights {
         _ if loaded.found == Found::Pack => bail!(
             "{} is already a weight pack; convert from the original checkpoint",
@@ -386,14 +393,7 @@ fn convert(from: &Path, to: &Path, scheme: Scheme, text_bank: Option<&str>) -> R
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            Pack::build(
-                &Checkpoint::parse(&bytes)?,
-                &config,
-                scheme,
-                &name,
-                MAX_SHARD_BYTES,
-                &mut |_, _| {},
-            )?
+            build_pack(&Checkpoint::parse(&bytes)?, &config, scheme, &name)?
         }
     };
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
@@ -429,6 +429,55 @@ fn convert(from: &Path, to: &Path, scheme: Scheme, text_bank: Option<&str>) -> R
         checkpoint as f64 / 1e6
     );
     Ok(())
+}
+
+/// A pack of `weights` in `scheme`; for `q4`, with the text tower's rounding calibrated on the
+/// full-precision model (`model::calibration`): 4-bit there instead of int8.
+fn build_pack(
+    weights: &dyn WeightSource,
+    config: &ClipConfig,
+    scheme: Scheme,
+    source: &str,
+) -> Result<Pack> {
+    let calibration = if scheme == Scheme::Q4 {
+        let clip = Clip::load(weights, config.clone(), &clip_core::device::cpu())?;
+        let words = &calibration::WORDS;
+        let bar = ProgressBar::new(1).with_style(
+            ProgressStyle::with_template("{msg:32} [{bar:30}] {pos}/{len} {elapsed}")
+                .expect("static template")
+                .progress_chars("=> "),
+        );
+        bar.set_message("calibrating the text tower");
+        let calibration =
+            Calibration::text(&clip, &load_tokenizer(None)?, words, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64)
+            })?;
+        bar.finish_and_clear();
+        calibration
+    } else {
+        Calibration::none()
+    };
+    let bar = ProgressBar::new(1).with_style(
+        ProgressStyle::with_template("{msg:32} [{bar:30}] {percent}% {elapsed}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("encoding ({scheme})"));
+    let pack = Pack::build_with(
+        weights,
+        config,
+        scheme,
+        source,
+        MAX_SHARD_BYTES,
+        &|name| calibration.gram(name),
+        &mut |done, total| {
+            bar.set_length(total);
+            bar.set_position(done);
+        },
+    )?;
+    bar.finish_and_clear();
+    Ok(pack)
 }
 
 /// The text features of `labels` under `pack`'s weights on the CPU (as the app's CPU path
@@ -517,15 +566,28 @@ fn eval(
         "| f32 | {:.1} MB | — | — | — |",
         Scheme::F32.pack_bytes(&config) as f64 / 1e6
     );
-    for &scheme in schemes {
-        let pack = Pack::build(
-            source.as_ref(),
-            &config,
-            scheme,
-            model,
-            MAX_SHARD_BYTES,
-            &mut |_, _| {},
-        )?;
+    // q4 twice: as `convert` writes it (calibrated), and as the app converts a checkpoint on
+    // load (no calibration: the text transformer stays int8).
+    let variants = schemes.iter().flat_map(|&scheme| {
+        let on_load = (scheme == Scheme::Q4).then_some((scheme, "q4, converted on load"));
+        [Some((scheme, scheme.name())), on_load]
+            .into_iter()
+            .flatten()
+    });
+    for (scheme, row) in variants {
+        let pack = if row == scheme.name() {
+            build_pack(source.as_ref(), &config, scheme, model)?
+        } else {
+            let mut ignore = |_, _| {};
+            Pack::build(
+                source.as_ref(),
+                &config,
+                scheme,
+                model,
+                MAX_SHARD_BYTES,
+                &mut ignore,
+            )?
+        };
         let clip = Clip::from_pack(&pack, &device)?;
         let mut bank = TextBank::new();
         let (mut lowest, mut sum, mut n, mut agree) = ((f64::INFINITY, String::new()), 0.0, 0, 0);
@@ -541,7 +603,7 @@ fn eval(
             agree += usize::from(agreement.top1_agrees);
         }
         println!(
-            "| {scheme} | {:.1} MB | {:.4} ({}) | {:.4} | {agree}/{} |",
+            "| {row} | {:.1} MB | {:.4} ({}) | {:.4} | {agree}/{} |",
             pack.manifest.total_bytes() as f64 / 1e6,
             lowest.0,
             lowest.1,

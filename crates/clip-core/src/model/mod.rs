@@ -17,6 +17,7 @@ use crate::weights::source::WeightSource;
 use crate::weights::tree::ClipTensors;
 
 pub mod attention;
+pub mod calibration;
 pub(crate) mod cpu;
 pub mod encoder;
 pub mod int8;

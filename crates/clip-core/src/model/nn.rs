@@ -206,11 +206,15 @@ pub struct Mlp {
 impl Mlp {
     /// `[.., W] → [.., W]`.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        self.fc2.forward(self.hidden(x))
+    }
+
+    /// `act(fc1(x))`: `[.., W] → [.., 4W]`, the input of `fc2`.
+    pub fn hidden<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let h = self.fc1.forward(x);
-        let h = match self.activation {
+        match self.activation {
             Activation::QuickGelu => cpu::quick_gelu(h),
             Activation::Gelu => activation::gelu(h),
-        };
-        self.fc2.forward(h)
+        }
     }
 }

@@ -77,7 +77,7 @@ impl TextTransformer {
                 start: 0,
             })
             .collect();
-        let (_, layers) = self.run(&sequences, None, true, device)?;
+        let (_, layers) = self.run(&sequences, None, true, None, device)?;
         let mut offsets = Vec::with_capacity(prefixes.len());
         let mut next = 0;
         for ids in &prefixes {
@@ -134,7 +134,7 @@ impl TextTransformer {
             })
             .collect();
         let states = prefixes.map(|(states, _)| states);
-        let (x, _) = self.run(&sequences, states, false, device)?;
+        let (x, _) = self.run(&sequences, states, false, None, device)?;
         let mut last = 0;
         let eot_rows: Vec<i64> = sequences
             .iter()
@@ -147,13 +147,36 @@ impl TextTransformer {
         Ok(self.final_layer_norm.forward(x.select(0, rows)))
     }
 
+    /// Runs `batch` whole and hands `observe` the input of every linear product, `[T, in]`
+    /// over the T tokens up to each prompt's end-of-text (the only ones its feature reads):
+    /// what calibrated rounding ([`crate::weights::gptq`]) weighs errors by.
+    pub fn observe_inputs(
+        &self,
+        batch: &[Tokenized],
+        device: &Device,
+        observe: &mut dyn FnMut(usize, Site, Tensor<2>),
+    ) -> Result<()> {
+        let sequences: Vec<Sequence> = batch
+            .iter()
+            .map(|tokens| Sequence {
+                prefix: None,
+                ids: &tokens.ids[..=tokens.eot.min(tokens.ids.len() - 1)],
+                start: 0,
+            })
+            .collect();
+        self.run(&sequences, None, false, Some(observe), device)?;
+        Ok(())
+    }
+
     /// The tower on packed sequences: returns the last layer's states `[T, W]` (T = all
     /// tokens of all sequences, in order) and, when `record`, each layer's keys and values.
+    /// `observe(layer, site, input)` sees the inputs of the layers' products.
     fn run(
         &self,
         sequences: &[Sequence],
         prefixes: Option<&PrefixStates>,
         record: bool,
+        mut observe: Option<&mut dyn FnMut(usize, Site, Tensor<2>)>,
         device: &Device,
     ) -> Result<(Tensor<2>, Vec<(Tensor<2>, Tensor<2>)>)> {
         let w = self.config.tower.width;
@@ -181,7 +204,13 @@ impl TextTransformer {
         let mut recorded = Vec::new();
         for (l, layer) in self.layers.iter().enumerate() {
             let attn = &layer.self_attn;
+            let mut seen = |site, input: &Tensor<2>| {
+                if let Some(observe) = observe.as_mut() {
+                    observe(l, site, input.clone());
+                }
+            };
             let h = layer.layer_norm1.forward(x.clone());
+            seen(Site::Attention, &h);
             let q = attn.q_proj.forward(h.clone());
             let k = attn.k_proj.forward(h.clone());
             let v = attn.v_proj.forward(h);
@@ -190,11 +219,29 @@ impl TextTransformer {
             }
             let kept = prefixes.and_then(|p| p.layers.get(l));
             let out = packing.attend(q, k, v, kept, attn.heads);
+            seen(Site::Mixed, &out);
             x = x + attn.out_proj.forward(out);
-            x = x.clone() + layer.mlp.forward(layer.layer_norm2.forward(x));
+            let h = layer.layer_norm2.forward(x.clone());
+            seen(Site::Mlp, &h);
+            let hidden = layer.mlp.hidden(h);
+            seen(Site::Hidden, &hidden);
+            x = x + layer.mlp.fc2.forward(hidden);
         }
         Ok((x, recorded))
     }
+}
+
+/// Where in a block an input of a linear product is seen ([`TextTransformer::observe_inputs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Site {
+    /// `ln_1`'s output: the input of `q_proj`, `k_proj` and `v_proj`.
+    Attention,
+    /// The heads' mixed values: the input of `out_proj`.
+    Mixed,
+    /// `ln_2`'s output: the input of `fc1`.
+    Mlp,
+    /// The activation after `fc1`: the input of `fc2`.
+    Hidden,
 }
 
 /// Keys and values of token prefixes at every layer ([`TextTransformer::prefix_states`]).

@@ -14,6 +14,7 @@
 
 pub mod address;
 pub mod checkpoint;
+pub mod gptq;
 pub mod host;
 pub mod load;
 pub mod pack;

@@ -1,5 +1,6 @@
 //! Symmetric block quantization of weight matrices: one scale per 32 consecutive values of a
-//! row, `q = round(x / s)` with `s = max|x| / q_max` (`q_max` 127 for int8, 7 for 4-bit).
+//! row, `q = round(x / s)` with `s = max|x| / q_max` (`q_max` 127 for int8, 7 for 4-bit; for
+//! 4-bit, `s` may be a fraction of that when clipping the block's peak lowers its error).
 //!
 //! This is burn's `Q8S` / `Q4S` per-block-32 scheme, so a matrix goes to the device as it is
 //! stored and stays quantized there (burn's `linear` streams the packed weight). Scales are kept
@@ -63,7 +64,7 @@ pub struct QuantMatrix {
 
 /// The smallest f16 not below `x`: a scale rounded down would push its block's largest value
 /// past `q_max`, where it clips.
-fn f16_up(x: f32) -> f16 {
+pub(crate) fn f16_up(x: f32) -> f16 {
     let h = f16::from_f32(x);
     if h.to_f32() >= x {
         h
@@ -72,17 +73,40 @@ fn f16_up(x: f32) -> f16 {
     }
 }
 
-/// One block's f16 scale (its peak over `q_max`, rounded up) and codes.
-fn quantize_block(block: &[f32], q_max: f32) -> (f16, impl Iterator<Item = i8> + '_) {
+/// Peaks tried for a 4-bit block's scale, as fractions of its largest magnitude. At 15 levels
+/// the step is coarse: clipping the block's one or two largest values to get a finer step for
+/// the other thirty often lowers its squared error. On full-size random-init ViT-B/16 (16
+/// labels, 6 inputs; README) this alone raised q4's lowest map correlation from 0.935 to 0.987.
+/// int8's 255 levels gain nothing from it and always use the whole peak.
+const Q4_PEAK_FRACTIONS: [f32; 7] = [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7];
+
+/// One block's f16 scale and codes: the scale (a fraction of the block's peak over `q_max`,
+/// rounded up to f16) with the least squared error.
+pub(crate) fn round_block(block: &[f32], bits: Bits) -> (f16, [i8; BLOCK]) {
+    let q_max = bits.q_max();
     let peak = block.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    // An all-zero block keeps a tiny positive scale: its values are 0 either way, and no
-    // reader ever divides by zero.
-    let scale = f16_up(peak / q_max).max(f16::from_bits(1));
-    let s = scale.to_f32();
-    let codes = block
-        .iter()
-        .map(move |x| (x / s).round().clamp(-q_max, q_max) as i8);
-    (scale, codes)
+    let fractions: &[f32] = match bits {
+        Bits::Q8 => &[1.0],
+        Bits::Q4 => &Q4_PEAK_FRACTIONS,
+    };
+    let mut best = (f32::INFINITY, f16::from_bits(1), [0i8; BLOCK]);
+    for fraction in fractions {
+        // An all-zero block keeps a tiny positive scale: its values are 0 either way, and no
+        // reader ever divides by zero.
+        let scale = f16_up(peak * fraction / q_max).max(f16::from_bits(1));
+        let s = scale.to_f32();
+        let mut codes = [0i8; BLOCK];
+        let mut error = 0.0;
+        for (code, &x) in codes.iter_mut().zip(block) {
+            let q = (x / s).round().clamp(-q_max, q_max);
+            *code = q as i8;
+            error += (x - q * s) * (x - q * s);
+        }
+        if error < best.0 {
+            best = (error, scale, codes);
+        }
+    }
+    (best.1, best.2)
 }
 
 impl QuantMatrix {
@@ -104,31 +128,39 @@ impl QuantMatrix {
                 "a quantized matrix needs a multiple of {BLOCK} columns, got {cols}"
             )));
         }
-        let q_max = bits.q_max();
         let mut scales = Vec::with_capacity(rows * cols / BLOCK);
-        // Room for the scales too, so `into_bytes` appends them without moving the values.
-        let mut values = Vec::with_capacity(bits.encoded_len(rows, cols));
+        let mut codes = Vec::with_capacity(rows * cols);
         for block in t.data.chunks_exact(BLOCK) {
-            let (scale, codes) = quantize_block(block, q_max);
+            let (scale, block_codes) = round_block(block, bits);
             scales.push(scale);
-            match bits {
-                Bits::Q8 => values.extend(codes.map(|v| v as u8)),
-                Bits::Q4 => {
-                    let codes: Vec<i8> = codes.collect();
-                    values.extend(
-                        codes
-                            .chunks_exact(2)
-                            .map(|p| (p[0] as u8 & 0x0f) | ((p[1] as u8 & 0x0f) << 4)),
-                    );
-                }
-            }
+            codes.extend(block_codes);
         }
-        Ok(Self {
+        Ok(Self::from_codes(bits, [rows, cols], &codes, scales))
+    }
+
+    /// A matrix from its codes (row-major, each within `bits`' range) and block scales.
+    pub(crate) fn from_codes(
+        bits: Bits,
+        shape: [usize; 2],
+        codes: &[i8],
+        scales: Vec<f16>,
+    ) -> Self {
+        // Room for the scales too, so `into_bytes` appends them without moving the values.
+        let mut values = Vec::with_capacity(bits.encoded_len(shape[0], shape[1]));
+        match bits {
+            Bits::Q8 => values.extend(codes.iter().map(|&v| v as u8)),
+            Bits::Q4 => values.extend(
+                codes
+                    .chunks_exact(2)
+                    .map(|p| (p[0] as u8 & 0x0f) | ((p[1] as u8 & 0x0f) << 4)),
+            ),
+        }
+        Self {
             bits,
-            shape: [rows, cols],
+            shape,
             values,
             scales,
-        })
+        }
     }
 
     /// Value `i` (row-major) as a signed integer.
@@ -248,15 +280,38 @@ mod tests {
             let back = q.dequantize();
             for (i, (a, b)) in t.data.iter().zip(&back.data).enumerate() {
                 let step = q.scales[i / BLOCK].to_f32();
+                // Within half a step, or clipped to the block's largest code (4-bit only).
+                let clipped = a.abs() - bits.q_max() * step;
                 assert!(
-                    (a - b).abs() <= 0.5 * step + 1e-6,
+                    (a - b).abs() <= (0.5 * step).max(clipped) + 1e-6,
                     "{bits:?} {i}: {a} vs {b}"
                 );
             }
-            // The largest value of each block is representable without clipping.
+            // int8 never clips: the largest value of each block is representable.
             let peak = t.data[..BLOCK].iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            assert!(q.scales[0].to_f32() * bits.q_max() >= peak);
+            if bits == Bits::Q8 {
+                assert!(q.scales[0].to_f32() * bits.q_max() >= peak);
+            }
         }
+    }
+
+    /// A block with one outlier: the 4-bit scale clips it when that lowers the block's error.
+    #[test]
+    fn q4_scale_trades_an_outlier_for_a_finer_step() {
+        let mut data: Vec<f32> = (0..BLOCK).map(|i| (i % 7) as f32 / 6.0 - 0.5).collect();
+        data[3] = 2.0;
+        let t = HostTensor::new(vec![1, BLOCK], data.clone());
+        let q = QuantMatrix::quantize(&t, Bits::Q4).unwrap();
+        let s = q.scales[0].to_f32();
+        assert!(s * 7.0 < 2.0, "the outlier is clipped: scale {s}");
+        let error =
+            |back: &[f32]| -> f32 { back.iter().zip(&data).map(|(a, b)| (a - b).powi(2)).sum() };
+        let unclipped = 2.0 / 7.0;
+        let nearest: Vec<f32> = data
+            .iter()
+            .map(|x| (x / unclipped).round() * unclipped)
+            .collect();
+        assert!(error(&q.dequantize().data) < error(&nearest));
     }
 
     #[test]

@@ -323,7 +323,10 @@ impl Convert {
                         Role::Matrix => transposed(spec, &value)?,
                         Role::Table | Role::Float => value,
                     };
-                    encoded.insert(spec.name.clone(), pack::encode(spec, self.scheme, value)?);
+                    encoded.insert(
+                        spec.name.clone(),
+                        pack::encode(spec, self.scheme, value, None)?,
+                    );
                 }
                 *next += 1;
             }

@@ -10,12 +10,13 @@ use sha2::{Digest, Sha256};
 
 use crate::config::ClipConfig;
 use crate::error::{ClipError, Result};
+use crate::weights::gptq::{self, Gram};
 use crate::weights::host::HostTensor;
 use crate::weights::pack::manifest::{FORMAT, Manifest, ShardInfo, TensorEntry, VERSION};
 use crate::weights::pack::scheme::{Encoding, Scheme};
 use crate::weights::pack::shards::{self, HEADER};
 use crate::weights::pack::{MAX_SHARD_BYTES, MAX_TENSOR_BYTES, Pack};
-use crate::weights::quant::QuantMatrix;
+use crate::weights::quant::{Bits, QuantMatrix};
 use crate::weights::source::WeightSource;
 use crate::weights::tree::{ClipTensors, Role, TensorSpec};
 
@@ -29,10 +30,18 @@ pub(crate) struct Encoded {
 }
 
 /// Encodes `value` — the tensor of `spec` in the pack's layout (matrices `[in, out]`) — as
-/// `scheme` stores it.
-pub(crate) fn encode(spec: &TensorSpec, scheme: Scheme, value: HostTensor) -> Result<Encoded> {
-    let encoding = scheme.encoding(spec);
+/// `scheme` stores it; `gram`, the moment of the layer's inputs, where calibrated.
+pub(crate) fn encode(
+    spec: &TensorSpec,
+    scheme: Scheme,
+    value: HostTensor,
+    gram: Option<&Gram>,
+) -> Result<Encoded> {
+    let encoding = scheme.encoding_calibrated(spec, gram.is_some());
     let bytes = match encoding {
+        Encoding::Quant(Bits::Q4) if let Some(gram) = gram => {
+            gptq::quantize(&value, gram, Bits::Q4)?.into_bytes()
+        }
         Encoding::F32 => value.data.iter().flat_map(|x| x.to_le_bytes()).collect(),
         Encoding::F16 => value
             .data
@@ -167,6 +176,29 @@ impl Pack {
         shard_bytes: usize,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<Self> {
+        Self::build_with(
+            weights,
+            config,
+            scheme,
+            source,
+            shard_bytes,
+            &|_| None,
+            progress,
+        )
+    }
+
+    /// [`Self::build`], with `gram(name)` the input moment of each calibrated layer: `q4`
+    /// then stores those layers at 4 bits, rounded to compensate each other's errors
+    /// ([`crate::weights::gptq`]), instead of at 8.
+    pub fn build_with<'g>(
+        weights: &dyn WeightSource,
+        config: &ClipConfig,
+        scheme: Scheme,
+        source: &str,
+        shard_bytes: usize,
+        gram: &dyn Fn(&str) -> Option<&'g Gram>,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Self> {
         config.validate()?;
         check_shard_bytes(shard_bytes)?;
         let tree = ClipTensors::new(config);
@@ -182,7 +214,8 @@ impl Pack {
                 Role::Matrix => weights.matrix(spec)?.into_f32(),
                 Role::Table | Role::Float => weights.float(spec)?,
             };
-            tensors.insert(spec.name.clone(), encode(spec, scheme, value)?);
+            let encoded = encode(spec, scheme, value, gram(&spec.name))?;
+            tensors.insert(spec.name.clone(), encoded);
             done += spec.shape.iter().product::<usize>() as u64;
             progress(done, total);
         }

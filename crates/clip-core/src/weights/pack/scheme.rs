@@ -24,7 +24,8 @@ pub enum Scheme {
     /// Symmetric int8, one f16 scale per 32 values (burn `Q8S`, quantized on the device).
     Int8,
     /// Symmetric int4, one f16 scale per 32 values (burn `Q4S`, quantized on the device), for
-    /// the vision tower and token table; int8 for the text transformer and projections.
+    /// the vision tower and token table; int8 for the text transformer and projections —
+    /// except, in a calibrated conversion, the text layers [`crate::weights::gptq`] rounds.
     Q4,
 }
 
@@ -66,6 +67,15 @@ impl Scheme {
             Scheme::Int8 => quantize(Bits::Q8),
             Scheme::Q4 if four_bit_ok => quantize(Bits::Q4),
             Scheme::Q4 => quantize(Bits::Q8),
+        }
+    }
+
+    /// [`Self::encoding`] for a layer whose inputs were calibrated: `q4` stores it at 4 bits
+    /// wherever it can, its rounding compensated ([`crate::weights::gptq`]).
+    pub fn encoding_calibrated(self, spec: &TensorSpec, calibrated: bool) -> Encoding {
+        match (self, self.encoding(spec)) {
+            (Scheme::Q4, Encoding::Quant(_)) if calibrated => Encoding::Quant(Bits::Q4),
+            (_, encoding) => encoding,
         }
     }
 
