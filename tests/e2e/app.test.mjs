@@ -279,7 +279,10 @@ test('text features are encoded once: a repeat, a changed label and the next vis
     const next = await b.ctx.newPage();
     await next.goto(`${server.origin}/?${QUERY}&device=cpu`);
     const visit = await result(next);
-    assert.ok(visit.timings_ms.text < 0.05 * encode, `the next visit spent ${visit.timings_ms.text} ms on text, the first ${encode} ms`);
+    // Reading the persisted features back from Cache Storage costs a fixed 10-35 ms on this VM,
+    // which is more than 5 % of the tiny model's whole text stage (377 ms in one CI run, where a
+    // 5 % bound failed at 32 ms); re-encoding even one of the four labels costs about a quarter.
+    assert.ok(visit.timings_ms.text < 0.15 * encode, `the next visit spent ${visit.timings_ms.text} ms on text, the first ${encode} ms`);
     assertMatchesCli(visit, reference);
     console.log(`  text: first ${encode.toFixed(0)} ms, +1 label ${more.timings_ms.text.toFixed(0)} ms, repeat ${again.timings_ms.text.toFixed(0)} ms, next visit ${visit.timings_ms.text.toFixed(0)} ms`);
     assert.deepEqual(b.problems, []);

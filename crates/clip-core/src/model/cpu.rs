@@ -68,6 +68,16 @@ pub(crate) fn matmul_weight<const D: usize>(x: Tensor<D>, w: &Tensor<2>) -> Tens
     }
 }
 
+/// Rows per task when `rows` are split into one task per thread in whole tiles of `tile` rows
+/// (the host products: each task streams the whole weight once, so more tasks than threads
+/// only re-read it — ViT-B/16's 197 rows in tasks of 24 were 9 tasks, 5 and 4 on two threads).
+pub(crate) fn rows_per_task(rows: usize, tile: usize) -> usize {
+    rows.div_ceil(tile)
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(1)
+        * tile
+}
+
 /// `0..n` in at most `threads` ranges of whole [`COLUMN_QUANTUM`]s (the last takes the rest),
 /// none empty.
 fn column_blocks(n: usize, threads: usize) -> Vec<Range<usize>> {

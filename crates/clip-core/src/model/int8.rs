@@ -14,6 +14,7 @@
 
 use rayon::prelude::*;
 
+use crate::model::cpu;
 use crate::weights::host::HostTensor;
 
 /// Rows of `W` (columns of `x`) per scale. Finer blocks cost more epilogue work; coarser ones
@@ -116,10 +117,7 @@ impl Int8Matrix {
         if rows == 0 {
             return out;
         }
-        // One task per thread (each streams all of `W` once): with tasks of 24 rows, ViT-B/16's
-        // 197 were 9 tasks, and two threads ran 5 and 4 of them.
-        let tiles = rows.div_ceil(MR);
-        let rows_per_task = tiles.div_ceil(rayon::current_num_threads().max(1)) * MR;
+        let rows_per_task = cpu::rows_per_task(rows, MR);
         out.par_chunks_mut(rows_per_task * n)
             .enumerate()
             .for_each(|(task, out)| {
@@ -350,17 +348,13 @@ mod tests {
     use super::*;
 
     /// Deterministic values in [-1, 1) with a few large outlier columns, as in ViT activations.
+    /// Test values, every 97th (from the 6th) ×20 with `outliers`.
     fn values(len: usize, seed: u32, outliers: bool) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|i| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                let v = (s as f32 / u32::MAX as f32) * 2.0 - 1.0;
-                if outliers && i % 97 == 5 { v * 20.0 } else { v }
-            })
-            .collect()
+        let mut v = crate::testing::values(len, seed);
+        if outliers {
+            v.iter_mut().skip(5).step_by(97).for_each(|x| *x *= 20.0);
+        }
+        v
     }
 
     fn reference(x: &[f32], w: &[f32], rows: usize, k: usize, n: usize) -> Vec<f32> {

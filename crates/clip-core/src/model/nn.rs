@@ -70,53 +70,40 @@ impl Linear {
             Some(bias) => Some(weights.float(bias)?),
             None => None,
         };
-        let int8 = match weights.matrix(&tensors.weight)? {
-            Matrix::Quant(q) if *device == Device::flex() => {
+        let matrix = weights.matrix(&tensors.weight)?;
+        if *device != Device::flex() {
+            return Ok(Self {
+                weight: Weight::Device(upload_matrix(matrix, device)),
+                bias: bias.map(|b| upload(b, device)),
+                host_bias: None,
+            });
+        }
+        // The CPU: a host product where one applies (it reads the bias on the host), else
+        // burn's. A quantized matrix runs as integers.
+        let host = |weight| Self {
+            weight,
+            bias: None,
+            host_bias: bias.as_ref().map(|b| b.data.clone().into()),
+        };
+        let float = match matrix {
+            Matrix::Quant(q) => {
                 let float = q.dequantize();
                 match Int8Matrix::quantize(&float) {
-                    Some(packed) => Ok(packed),
-                    None => Err(Matrix::Float(float)),
+                    Some(int8) => return Ok(host(Weight::Int8(Arc::new(int8)))),
+                    None => float,
                 }
             }
-            other => Err(other),
+            Matrix::Float(t) => t,
         };
-        Ok(match int8 {
-            Ok(packed) => Self {
-                weight: Weight::Int8(Arc::new(packed)),
-                host_bias: bias.as_ref().map(|b| b.data.clone().into()),
-                bias: bias.map(|b| upload(b, device)),
-            },
-            Err(matrix) if *device == Device::flex() && PackedMatrix::PREFERRED => {
-                let float = match matrix {
-                    Matrix::Float(t) => t,
-                    Matrix::Quant(q) => q.dequantize(),
-                };
-                let host_bias = bias.as_ref().map(|b| b.data.clone().into());
-                let bias = bias.map(|b| upload(b, device));
-                match PackedMatrix::pack(&float) {
-                    Some(packed) => Self {
-                        weight: Weight::Packed(Arc::new(packed)),
-                        host_bias,
-                        bias,
-                    },
-                    // Not a matrix: burn's product says so.
-                    None => Self {
-                        weight: Weight::Cpu(upload(float, device)),
-                        host_bias: None,
-                        bias,
-                    },
-                }
-            }
-            Err(matrix) if *device == Device::flex() => Self {
-                weight: Weight::Cpu(upload_matrix(matrix, device)),
-                host_bias: None,
-                bias: bias.map(|b| upload(b, device)),
-            },
-            Err(matrix) => Self {
-                weight: Weight::Device(upload_matrix(matrix, device)),
-                host_bias: None,
-                bias: bias.map(|b| upload(b, device)),
-            },
+        if PackedMatrix::PREFERRED
+            && let Some(packed) = PackedMatrix::pack(&float)
+        {
+            return Ok(host(Weight::Packed(Arc::new(packed))));
+        }
+        Ok(Self {
+            weight: Weight::Cpu(upload(float, device)),
+            bias: bias.map(|b| upload(b, device)),
+            host_bias: None,
         })
     }
 

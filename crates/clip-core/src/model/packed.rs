@@ -14,6 +14,7 @@
 
 use rayon::prelude::*;
 
+use crate::model::cpu;
 use crate::weights::host::HostTensor;
 
 /// Columns per panel: two `f32x4`.
@@ -73,8 +74,7 @@ impl PackedMatrix {
         if rows == 0 {
             return out;
         }
-        let tiles = rows.div_ceil(MR);
-        let rows_per_task = tiles.div_ceil(rayon::current_num_threads().max(1)) * MR;
+        let rows_per_task = cpu::rows_per_task(rows, MR);
         let kernel = Kernel::detect();
         out.par_chunks_mut(rows_per_task * n)
             .enumerate()
@@ -268,18 +268,7 @@ fn multiply_add<const FUSED: bool>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn values(len: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::testing::values;
 
     #[test]
     fn products_equal_the_plain_sums() {

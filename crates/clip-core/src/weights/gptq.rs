@@ -198,18 +198,7 @@ fn invert_lower(l: &[f64], n: usize) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// xorshift values in (-1, 1).
-    fn values(n: usize, mut s: u64) -> Vec<f32> {
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            })
-            .collect()
-    }
+    use crate::testing::values;
 
     fn matmul(a: &[f32], b: &[f32], k: usize, n: usize) -> Vec<f32> {
         let rows = a.len() / k;
