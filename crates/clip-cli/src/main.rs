@@ -569,24 +569,24 @@ fn eval(
     // q4 twice: as `convert` writes it (calibrated), and as the app converts a checkpoint on
     // load (no calibration: the text transformer stays int8).
     let variants = schemes.iter().flat_map(|&scheme| {
-        let on_load = (scheme == Scheme::Q4).then_some((scheme, "q4, converted on load"));
-        [Some((scheme, scheme.name())), on_load]
-            .into_iter()
-            .flatten()
+        let on_load = (scheme == Scheme::Q4).then_some((scheme, false));
+        [Some((scheme, true)), on_load].into_iter().flatten()
     });
-    for (scheme, row) in variants {
-        let pack = if row == scheme.name() {
-            build_pack(source.as_ref(), &config, scheme, model)?
+    for (scheme, as_converted) in variants {
+        let (row, pack) = if as_converted {
+            let pack = build_pack(source.as_ref(), &config, scheme, model)?;
+            (scheme.name(), pack)
         } else {
             let mut ignore = |_, _| {};
-            Pack::build(
+            let pack = Pack::build(
                 source.as_ref(),
                 &config,
                 scheme,
                 model,
                 MAX_SHARD_BYTES,
                 &mut ignore,
-            )?
+            )?;
+            ("q4, converted on load", pack)
         };
         let clip = Clip::from_pack(&pack, &device)?;
         let mut bank = TextBank::new();

@@ -8,7 +8,7 @@
 //!
 //! Only the layers that tolerate 4 bits once calibrated are calibrated ([`CALIBRATED`]): on
 //! full-size random-init ViT-B/16 with 16 held-out labels (lowest map correlation against f32;
-//! vision tower and token table 4-bit throughout), q/k/fc1 4-bit 0.975 at 95.3 MB, q/k/fc2 0.965,
+//! vision tower and token table 4-bit throughout), q/k/fc1 4-bit 0.979 at 95.3 MB, q/k/fc2 0.965,
 //! every text layer 0.935 at 85.9 MB — and the same every-layer 4-bit rounded to the nearest
 //! code 0.666. The value and output projections carry what distinguishes one label from another
 //! (feature surgery keeps only that), and stay int8.

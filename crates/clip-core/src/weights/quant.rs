@@ -64,7 +64,7 @@ pub struct QuantMatrix {
 
 /// The smallest f16 not below `x`: a scale rounded down would push its block's largest value
 /// past `q_max`, where it clips.
-pub(crate) fn f16_up(x: f32) -> f16 {
+fn f16_up(x: f32) -> f16 {
     let h = f16::from_f32(x);
     if h.to_f32() >= x {
         h
