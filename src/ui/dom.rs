@@ -64,6 +64,7 @@ struct Last<'a> {
     input_hw: [usize; 2],
     device: DeviceKind,
     timings_ms: &'a Timings,
+    texts_encoded: usize,
     memory_bytes: f64,
 }
 
@@ -99,6 +100,7 @@ pub fn publish_result(run: &RunResult) {
         input_hw: run.input_hw,
         device: run.device,
         timings_ms: &run.timings_ms,
+        texts_encoded: run.texts_encoded,
         memory_bytes: run.memory_bytes,
     };
     let Ok(json) = serde_json::to_string(&last) else {

@@ -288,6 +288,9 @@ pub struct RunResult {
     pub device: DeviceKind,
     /// Stage times.
     pub timings_ms: Timings,
+    /// Prompt ensembles encoded by this run; the query's other texts came from the worker's
+    /// memory, Cache Storage or the pack's text bank.
+    pub texts_encoded: usize,
     /// Bytes of the worker's wasm memory after the run: its peak so far (wasm memory never
     /// shrinks). Device buffers of WebGPU are not in it.
     pub memory_bytes: f64,

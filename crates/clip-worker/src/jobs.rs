@@ -85,6 +85,7 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
     let (texts, _) = query_texts(&query, job.method);
     let unheld = restore(&model, &mut bank, &texts).await;
     let compare = job.compare && job.method == Method::Surgery;
+    let mut encoded = None;
     let explained = async {
         let explanation = explain(
             clip,
@@ -94,7 +95,11 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
             job.method,
             &mut bank,
             |stage| match stage {
-                Stage::Text(done, total) => progress(id, Task::Text, done as f64, total as f64),
+                Stage::Text(done, total) => {
+                    // The first report counts the texts the bank already holds.
+                    encoded.get_or_insert(total - done);
+                    progress(id, Task::Text, done as f64, total as f64);
+                }
                 Stage::Image => {
                     marks[2] = now();
                     progress(id, Task::Image, 0.0, 0.0);
@@ -139,6 +144,7 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
         original_hw: [image.height() as usize, image.width() as usize],
         device: active.kind,
         timings_ms: Timings::from_marks(marks, compare),
+        texts_encoded: encoded.unwrap_or(0),
         memory_bytes: device::wasm_memory_bytes(),
     }))
 }

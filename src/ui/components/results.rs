@@ -261,11 +261,20 @@ fn details(
                 <dt>{ "Device" }</dt><dd>{ r.device.label() }</dd>
                 <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
                 { for stages.into_iter().map(|(name, ms)| html! { <><dt>{ name }</dt><dd>{ format!("{ms:.0} ms") }</dd></> }) }
+                <dt>{ "Prompt ensembles" }</dt><dd>{ encoded_texts(r.texts_encoded) }</dd>
                 <dt>{ "Worker memory" }</dt><dd data-memory={r.memory_bytes.to_string()}>{ dom::format_bytes(r.memory_bytes) }</dd>
             </dl>
             { if e.truncated.is_empty() { html! {} } else { html! {
                 <p class="muted">{ format!("Prompts longer than CLIP's 77 tokens were truncated for: {}", e.truncated.join(", ")) }</p>
             } } }
         </>
+    }
+}
+
+/// How many of the run's prompt ensembles were encoded rather than reused.
+fn encoded_texts(n: usize) -> String {
+    match n {
+        0 => "none encoded: all reused".into(),
+        n => format!("{n} encoded"),
     }
 }
