@@ -78,6 +78,19 @@ PROMPTS = [
     "a diagram",
     "Café  &amp; Rock'n'Roll: " + " ".join(["a very"] * 40) + " long caption that will be truncated",
 ]
+# Segmentation goldens: case -> kinds. "cosine" is the author's protocol (surgery
+# tokens . label ensembles, no feature surgery); "feature" uses feature surgery's
+# scores instead; "raw" raw CLIP's tokens; "background" the cosine protocol with the
+# last label as a background word and a floor on the winner's probability (about the
+# median winner's on this model, whose logit scale is 1/0.07).
+SEG_CASES = {
+    "astronaut.224": ["cosine"],
+    "astronaut.224x320": ["cosine"],
+    "coffee.512": ["cosine"],
+    "chelsea.224": ["feature", "raw", "background"],
+}
+SEG_BACKGROUND_WORDS = 1
+SEG_THRESHOLD = 0.3
 MAP_SIZE = (97, 131)  # (H, W) of the golden similarity maps; deliberately odd and non-square
 CONTEXT_LENGTH = 77
 
@@ -649,6 +662,49 @@ class Goldens:
         return tensors, points, diag
 
 
+def segmentation(scores: torch.Tensor, grid: tuple[int, int], shape: tuple[int, int],
+                 background_words: int = 0, threshold: float | None = None,
+                 scale: float = 100.0) -> torch.Tensor:
+    """Open-vocabulary segmentation (the author's protocol, paper 5.2): each column's patch
+    scores [N, K] bilinearly upsampled (align_corners=False) to the image, argmax over
+    columns per pixel. Background rule (as SCLIP/ClearCLIP do for VOC): the last
+    ``background_words`` columns are background words, and a pixel whose winner has
+    softmax(scale * scores) below ``threshold`` is background. U8 [H, W], 255 = background."""
+    planes = scores.t().reshape(1, -1, grid[0], grid[1])
+    up = F.interpolate(planes, size=shape, mode="bilinear", align_corners=False)[0]
+    mask = up.argmax(dim=0)
+    labels = up.shape[0] - background_words
+    background = mask >= labels
+    if threshold is not None:
+        background |= (up * scale).softmax(dim=0).max(dim=0).values < threshold
+    mask[background] = 255
+    return mask.to(torch.uint8)
+
+
+def segmentation_goldens(gold: "Goldens", pixels: torch.Tensor, shape: tuple[int, int],
+                         prefix: str) -> dict[str, torch.Tensor]:
+    """The ``seg.{prefix}.{kind}`` masks of SEG_CASES[prefix]."""
+    raw, grid = gold.vit.features(pixels, surgery=False)
+    surgery, _ = gold.vit.features(pixels, surgery=True)
+    scale = gold.model.logit_scale.exp().item()
+    out = {}
+    for kind in SEG_CASES.get(prefix, []):
+        if kind == "cosine":
+            mask = segmentation((surgery @ gold.labels.t())[1:], grid, shape)
+        elif kind == "feature":
+            mask = segmentation(feature_surgery_labels(surgery, gold.labels)[1:], grid, shape)
+        elif kind == "raw":
+            mask = segmentation((raw @ gold.labels.t())[1:], grid, shape)
+        else:
+            mask = segmentation((surgery @ gold.labels.t())[1:], grid, shape,
+                                SEG_BACKGROUND_WORDS, SEG_THRESHOLD, scale)
+        counts = torch.bincount(mask.flatten().long(), minlength=256)
+        print(f"seg.{prefix}.{kind}: pixels per value "
+              f"{ {i: int(c) for i, c in enumerate(counts.tolist()) if c} }")
+        out[f"seg.{prefix}.{kind}"] = mask
+    return out
+
+
 def precision_self_check(model: CLIPModel, tensors: dict[str, torch.Tensor], points: dict,
                          inputs: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> None:
     """Re-run the pipeline in float64 and compare with the float32 goldens.
@@ -752,6 +808,7 @@ def main() -> None:
         assert diag["surgery_cls_vs_raw"] == 0.0, "the surgery CLS token must be the raw CLS token"
         tensors[f"resized.{prefix}"] = torch.from_numpy(resized)
         tensors.update(case_tensors)
+        tensors.update(segmentation_goldens(gold, pixels, shape, prefix))
         points[prefix] = case_points
         diags[prefix] = diag
         cases.append({"image": name, "size": list(size), "grid": list(diag["grid"]), "tag": size_tag(size)})
@@ -767,6 +824,8 @@ def main() -> None:
         "prompts": PROMPTS,
         "prompt_ids": gold.prompt_ids.tolist(),
         "map_size": list(MAP_SIZE),
+        "segmentation": {"cases": SEG_CASES, "background_words": SEG_BACKGROUND_WORDS,
+                         "threshold": SEG_THRESHOLD},
         "logit_scale": model.logit_scale.item(),
         "images": {name: {"path": f"images/{IMAGES[name]}", "height": im.height, "width": im.width}
                    for name, im in images.items()},

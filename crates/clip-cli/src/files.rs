@@ -1,9 +1,11 @@
-//! The CLI's side of the loading pipeline: model files are paths on disk.
+//! The CLI's files: the loading pipeline's model files (paths on disk), and the mask PNG.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+use clip_core::output::segmentation::{Segmentation, mask_palette};
 use clip_core::weights::address::ModelAddress;
 use clip_core::weights::load::{FileError, LoadProgress, Loaded, ModelFiles, Origin, load};
 use clip_core::weights::pack::Scheme;
@@ -78,6 +80,27 @@ pub fn open(
 ) -> anyhow::Result<Loaded> {
     let loaded = pollster::block_on(load(&LocalFiles, &address(path), quant, progress));
     Ok(loaded?)
+}
+
+/// Writes `segmentation`'s mask as an 8-bit paletted PNG: pixel = label index, 255 =
+/// background, colours from [`mask_palette`] (what the overlay and the app draw).
+pub fn write_mask_png(path: &Path, segmentation: &Segmentation) -> anyhow::Result<()> {
+    let [h, w] = segmentation.hw;
+    let file = File::create(path).with_context(|| format!("writing {}", path.display()))?;
+    let (w, h) = (u32::try_from(w)?, u32::try_from(h)?);
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(mask_palette().concat());
+    let mut writer = encoder
+        .write_header()
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .write_image_data(&segmentation.mask)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writer
+        .finish()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -12,14 +12,16 @@ use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use clip_core::config::ClipConfig;
 use clip_core::input::preprocess::{Preprocessed, preprocess};
-use clip_core::input::query::{Method, Query};
+use clip_core::input::query::{Method, Query, split_labels};
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::model::calibration::{self, Calibration};
 use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::explanation::Explanation;
+use clip_core::output::segmentation::{Segmentation, overlay_mask};
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
 use clip_core::surgery::explain::{Stage, explain};
+use clip_core::surgery::segment::{Score, SegmentQuery, segment_image};
 use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
 use clip_core::weights::pack::{MANIFEST, MAX_SHARD_BYTES, Pack, Scheme};
@@ -98,6 +100,60 @@ enum Command {
         device: DeviceArg,
         /// Quantize a checkpoint on load (as `convert` would, without writing the pack); a pack
         /// keeps its own scheme. f32 runs the checkpoint as it is.
+        #[arg(long, default_value = "f32")]
+        quant: Scheme,
+        /// A tokenizer.json other than the built-in CLIP BPE.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+    },
+    /// Open-vocabulary segmentation: each pixel gets the label whose patch score, upsampled
+    /// to the image, is highest (the author's protocol: cosine of the surgery tokens with the
+    /// labels' 85-template ensembles, no feature surgery).
+    Segment {
+        /// A Hugging Face CLIPModel directory, an OpenAI/open_clip-named .safetensors file, or
+        /// a weight pack directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The picture (png, jpeg, webp, gif).
+        #[arg(long)]
+        image: PathBuf,
+        /// Comma-separated labels (at most 255); mask value i is the i-th label.
+        #[arg(long)]
+        labels: String,
+        /// Model input size in pixels: S, or HxW (multiples of the patch size).
+        #[arg(long, default_value = "224")]
+        size: String,
+        /// Surgery (v-v path tokens) or raw CLIP tokens.
+        #[arg(long, value_enum, default_value = "surgery")]
+        method: MethodArg,
+        /// Score with feature surgery (Eq. 9) instead of the cosine. It can move the argmax:
+        /// each class is weighted by its own w_k from the CLS token.
+        #[arg(long)]
+        feature_surgery: bool,
+        /// Comma-separated background words that compete with the labels; pixels they win
+        /// are background (mask value 255).
+        #[arg(long)]
+        background: Option<String>,
+        /// Pixels whose winner has a probability below this (softmax over labels and
+        /// background words at the model's logit scale) are background.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Write the image with each label's colour blended over its pixels.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Colour opacity of --out.
+        #[arg(long, default_value_t = 0.5)]
+        opacity: f32,
+        /// Write the mask as a paletted PNG: pixel = label index, 255 = background.
+        #[arg(long)]
+        mask: Option<PathBuf>,
+        /// Write labels, size, mask and areas as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        /// Quantize a checkpoint on load; a pack keeps its own scheme.
         #[arg(long, default_value = "f32")]
         quant: Scheme,
         /// A tokenizer.json other than the built-in CLIP BPE.
@@ -240,25 +296,21 @@ fn run(cli: Cli) -> Result<()> {
             if !(0.0..=1.0).contains(&opacity) {
                 bail!("--opacity must be between 0 and 1");
             }
-            let method = match method {
-                MethodArg::Surgery => Method::Surgery,
-                MethodArg::Raw => Method::Raw,
-            };
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
-            let bytes =
-                std::fs::read(&image).with_context(|| format!("reading {}", image.display()))?;
-            let (picture, pre) = preprocess(&bytes, input_hw)
-                .with_context(|| format!("image {}", image.display()))?;
-            let device = device.open()?;
-            let loaded = open_with_progress(&model, quant)?;
-            let spinner = spinner("uploading the weights");
-            let clip = Clip::from_weights(&loaded.weights, &device)
-                .with_context(|| format!("loading {}", model.display()))?;
-            spinner.finish_and_clear();
-            let mut bank = TextBank::with_stored(loaded.text_bank.as_deref(), &clip)
-                .with_context(|| format!("loading {}", model.display()))?;
-            let explanation =
-                explain_with_progress(&clip, &tokenizer, &pre, &query, method, &mut bank)?;
+            let (picture, pre) = read_image(&image, input_hw)?;
+            let (clip, mut bank) = load_model(&model, quant, device)?;
+            let bar = stage_bar();
+            let explanation = pollster::block_on(explain(
+                &clip,
+                &tokenizer,
+                &pre,
+                &query,
+                method.into(),
+                &mut bank,
+                stage_progress(&bar, "maps and points"),
+            ));
+            bar.finish_and_clear();
+            let explanation = explanation?;
             for label in &explanation.truncated {
                 eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
             }
@@ -272,7 +324,100 @@ fn run(cli: Cli) -> Result<()> {
             print_summary(&explanation);
             Ok(())
         }
+        Command::Segment {
+            model,
+            image,
+            labels,
+            size,
+            method,
+            feature_surgery,
+            background,
+            threshold,
+            out,
+            opacity,
+            mask,
+            json,
+            device,
+            quant,
+            tokenizer,
+        } => {
+            let query = SegmentQuery {
+                labels: split_labels(&labels),
+                background: background.as_deref().map(split_labels).unwrap_or_default(),
+                method: method.into(),
+                score: if feature_surgery {
+                    Score::FeatureSurgery
+                } else {
+                    Score::Cosine
+                },
+                threshold,
+            };
+            // Every check before the model loads.
+            query.texts()?;
+            if !(0.0..=1.0).contains(&opacity) {
+                bail!("--opacity must be between 0 and 1");
+            }
+            let input_hw = parse_size(&size)?;
+            let tokenizer = load_tokenizer(tokenizer.as_deref())?;
+            let (picture, pre) = read_image(&image, input_hw)?;
+            let (clip, mut bank) = load_model(&model, quant, device)?;
+            let bar = stage_bar();
+            let segmentation = pollster::block_on(segment_image(
+                &clip,
+                &tokenizer,
+                &pre,
+                &query,
+                &mut bank,
+                stage_progress(&bar, "segmenting"),
+            ));
+            bar.finish_and_clear();
+            let segmentation = segmentation?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string(&segmentation)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if let Some(path) = mask {
+                files::write_mask_png(&path, &segmentation)?;
+                eprintln!("wrote {}", path.display());
+            }
+            if let Some(path) = out {
+                overlay_mask(&picture, &segmentation.mask, opacity)
+                    .save(&path)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+            print_segmentation(&segmentation);
+            Ok(())
+        }
     }
+}
+
+impl From<MethodArg> for Method {
+    fn from(method: MethodArg) -> Self {
+        match method {
+            MethodArg::Surgery => Method::Surgery,
+            MethodArg::Raw => Method::Raw,
+        }
+    }
+}
+
+/// Reads and preprocesses the picture at `path` for a `input_hw` input.
+fn read_image(path: &Path, input_hw: [usize; 2]) -> Result<(image::RgbImage, Preprocessed)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    preprocess(&bytes, input_hw).with_context(|| format!("image {}", path.display()))
+}
+
+/// The model at `path` on `device`, and its text bank (with the pack's stored features).
+fn load_model(path: &Path, quant: Scheme, device: DeviceArg) -> Result<(Clip, TextBank)> {
+    let device = device.open()?;
+    let loaded = open_with_progress(path, quant)?;
+    let spinner = spinner("uploading the weights");
+    let clip = Clip::from_weights(&loaded.weights, &device)
+        .with_context(|| format!("loading {}", path.display()))?;
+    spinner.finish_and_clear();
+    let bank = TextBank::with_stored(loaded.text_bank.as_deref(), &clip)
+        .with_context(|| format!("loading {}", path.display()))?;
+    Ok((clip, bank))
 }
 
 fn load_tokenizer(path: Option<&Path>) -> Result<ClipTokenizer> {
@@ -620,39 +765,28 @@ fn spinner(message: &'static str) -> ProgressBar {
     bar
 }
 
-fn explain_with_progress(
-    clip: &Clip,
-    tokenizer: &ClipTokenizer,
-    pre: &Preprocessed,
-    query: &Query,
-    method: Method,
-    bank: &mut TextBank,
-) -> Result<Explanation> {
+/// A progress bar for a run's stages ([`stage_progress`] moves it).
+fn stage_bar() -> ProgressBar {
     let bar = ProgressBar::new(1).with_style(
         ProgressStyle::with_template("{spinner} {msg:24} [{bar:30}] {pos}/{len} {elapsed}")
             .expect("static template")
             .progress_chars("=> "),
     );
     bar.enable_steady_tick(Duration::from_millis(100));
-    let result = pollster::block_on(explain(
-        clip,
-        tokenizer,
-        pre,
-        query,
-        method,
-        bank,
-        |stage| match stage {
-            Stage::Text(done, total) => {
-                bar.set_message("text prompts (85 each)");
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            }
-            Stage::Image => bar.set_message("image encoder"),
-            Stage::Finish => bar.set_message("maps and points"),
-        },
-    ));
-    bar.finish_and_clear();
-    Ok(result?)
+    bar
+}
+
+/// Reports a run's stages on `bar`; `finish` names the last one.
+fn stage_progress<'b>(bar: &'b ProgressBar, finish: &'static str) -> impl FnMut(Stage) + 'b {
+    move |stage| match stage {
+        Stage::Text(done, total) => {
+            bar.set_message("text prompts (85 each)");
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
+        Stage::Image => bar.set_message("image encoder"),
+        Stage::Finish => bar.set_message(finish),
+    }
 }
 
 fn write_overlays(
@@ -690,12 +824,40 @@ fn write_overlays(
 fn print_summary(explanation: &Explanation) {
     let [gh, gw] = explanation.grid;
     println!("grid {gh}×{gw}");
-    for (label, score) in explanation.labels.iter().zip(&explanation.cls_scores) {
+    for (i, (label, score)) in explanation
+        .labels
+        .iter()
+        .zip(&explanation.cls_scores)
+        .enumerate()
+    {
         let points = &explanation.points[label];
         let positives = points.positive.iter().filter(|&&p| p).count();
+        let surgery = explanation
+            .cls_surgery
+            .get(i)
+            .map(|s| format!("  surgery={s:+.4}"))
+            .unwrap_or_default();
         println!(
-            "{label:>24}  p={score:.3}  points: {positives} positive, {} negative",
+            "{label:>24}  p={score:.3}{surgery}  points: {positives} positive, {} negative",
             points.positive.len() - positives
         );
+    }
+}
+
+fn print_segmentation(segmentation: &Segmentation) {
+    let [h, w] = segmentation.hw;
+    println!("{w}×{h} px");
+    let mut order: Vec<usize> = (0..segmentation.labels.len()).collect();
+    order.sort_by(|&a, &b| segmentation.area[b].total_cmp(&segmentation.area[a]));
+    for i in order {
+        println!(
+            "{:>24}  {:5.1} %",
+            segmentation.labels[i],
+            segmentation.area[i] * 100.0
+        );
+    }
+    let background = 1.0 - segmentation.area.iter().sum::<f32>();
+    if background > 0.0 {
+        println!("{:>24}  {:5.1} %", "(background)", background * 100.0);
     }
 }

@@ -99,6 +99,17 @@ pub enum ClipError {
     /// A label appears twice in a label set (its map and points would be ambiguous).
     #[error("the label {0:?} is given twice; each label may appear once")]
     DuplicateLabel(String),
+    /// More labels than a segmentation mask can index (one byte a pixel, 255 = background).
+    #[error("{given} labels are too many to segment: at most {max}")]
+    TooManyLabels {
+        /// Labels given.
+        given: usize,
+        /// The most a mask holds.
+        max: usize,
+    },
+    /// A background threshold that is not a probability.
+    #[error("the background threshold {0} is not a probability between 0 and 1")]
+    BadThreshold(f32),
     /// Tokenizer failure (bad tokenizer file, encoding error).
     #[error(transparent)]
     Tokenizer(#[from] crate::input::tokenizer::TokenizerError),

@@ -413,6 +413,13 @@ fn explain_end_to_end_matches_reference() {
                 &g.f32("cls.chelsea.512").1,
                 TOL,
             );
+            // The multi-label score: Eq. 9 on the CLS token, the golden similarity's first row.
+            assert_close(
+                "explain cls_surgery",
+                &out.cls_surgery,
+                &expected[..cols],
+                TOL,
+            );
             for label in &labels {
                 let (expected, margin) = points_golden(&g, "chelsea.512", "labels", Some(label));
                 assert!(margin >= POINT_MARGIN);
@@ -507,4 +514,147 @@ fn text_tower_runs_only_to_the_longest_eot_without_changing_results() {
         &padded[..alone.len()],
         1e-5,
     );
+}
+
+/// Both methods share the original path's CLS token, so raw CLIP's explanation carries the
+/// same multi-label score; a single text has none.
+#[test]
+fn cls_surgery_is_the_same_under_raw_clip_and_absent_for_a_text() {
+    let g = Goldens::load();
+    let (_, device) = devices().into_iter().next().unwrap();
+    let model = load_model(&device);
+    let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
+    let run = |query: Query, method| {
+        block(clip_core::surgery::explain::explain(
+            &model,
+            &tokenizer(),
+            &pre,
+            &query,
+            method,
+            &mut TextBank::new(),
+            |_| {},
+        ))
+        .unwrap()
+    };
+    let raw = run(Query::Labels(g.labels()), Method::Raw);
+    let (shape, sim) = g.f32("sim.astronaut.224.labels");
+    assert_close("raw cls_surgery", &raw.cls_surgery, &sim[..shape[1]], TOL);
+    assert!(
+        run(Query::Text("cat".into()), Method::Surgery)
+            .cls_surgery
+            .is_empty()
+    );
+}
+
+/// Segmentation masks against the reference's (`seg.{case}.{kind}`), on every device. Masks
+/// are discrete: a pixel is compared where our own upsampled scores decide it by more than
+/// twice the score tolerance (top-2 gap, and for the probability floor the distance of the
+/// winner's probability to the floor, twice what scores within the tolerance can move it); the
+/// pixels
+/// too close to call must stay under 2 %, or the comparison would say little. (The tiny
+/// model's label cosines lie close together, so the 2e-4 band along a boundary is wide:
+/// 0.8 % of astronaut.224's pixels.)
+#[test]
+fn segmentation_masks_match_reference() {
+    use clip_core::output::maps::resize_bilinear;
+    use clip_core::surgery::segment::{Score, SegmentQuery, patch_scores, segment_image};
+    let g = Goldens::load();
+    let labels = g.labels();
+    let seg = &g.json["segmentation"];
+    let words = seg["background_words"].as_u64().unwrap() as usize;
+    let floor = seg["threshold"].as_f64().unwrap() as f32;
+    for (name, device) in devices() {
+        let model = load_model(&device);
+        let scale = model.logit_scale.exp();
+        for (case, kinds) in seg["cases"].as_object().unwrap() {
+            let (image, tag) = case.split_once('.').unwrap();
+            let hw = g.image_hw(image);
+            let pre = golden_pixels(&g, image, tag, hw);
+            for kind in kinds
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+            {
+                let split = labels.len() - if kind == "background" { words } else { 0 };
+                let query = SegmentQuery {
+                    labels: labels[..split].to_vec(),
+                    background: labels[split..].to_vec(),
+                    method: if kind == "raw" {
+                        Method::Raw
+                    } else {
+                        Method::Surgery
+                    },
+                    score: if kind == "feature" {
+                        Score::FeatureSurgery
+                    } else {
+                        Score::Cosine
+                    },
+                    threshold: (kind == "background").then_some(floor),
+                };
+                let mut bank = TextBank::new();
+                let out = block(segment_image(
+                    &model,
+                    &tokenizer(),
+                    &pre,
+                    &query,
+                    &mut bank,
+                    |_| {},
+                ))
+                .unwrap();
+                let (shape, expected) = g.u8(&format!("seg.{case}.{kind}"));
+                assert_eq!(shape, hw.to_vec());
+                assert_eq!(out.hw, hw);
+                assert_eq!(out.labels, query.labels);
+                // Our scores, upsampled plane by plane, decide how close each pixel is.
+                let scores = block(patch_scores(
+                    &model,
+                    &tokenizer(),
+                    &pre,
+                    &query,
+                    &mut bank,
+                    |_| {},
+                ))
+                .unwrap();
+                let planes: Vec<Vec<f32>> = (0..labels.len())
+                    .map(|t| {
+                        resize_bilinear(&column(&scores.values, labels.len(), t), scores.grid, hw)
+                    })
+                    .collect();
+                let (mut compared, mut close) = (0usize, 0usize);
+                for (i, (&ours, &theirs)) in out.mask.iter().zip(&expected).enumerate() {
+                    let mut s: Vec<f32> = planes.iter().map(|p| p[i]).collect();
+                    let winner_is_label = (0..split)
+                        .any(|t| s[t] > s[split..].iter().copied().fold(f32::MIN, f32::max));
+                    s.sort_by(|a, b| b.total_cmp(a));
+                    let mut decided = s[0] - s[1] > 2.0 * TOL;
+                    // The floor matters only where a label wins (a background word's pixel is
+                    // background anyway).
+                    if query.threshold.is_some() && winner_is_label {
+                        let p = 1.0 / s.iter().map(|&v| (scale * (v - s[0])).exp()).sum::<f32>();
+                        // Scores within TOL move log p by at most scale·2·TOL·(1 − p).
+                        decided &= (p - floor).abs() > 4.0 * TOL * scale * p * (1.0 - p);
+                    }
+                    if decided {
+                        compared += 1;
+                        assert_eq!(ours, theirs, "{name} seg.{case}.{kind}: pixel {i}");
+                    } else {
+                        close += 1;
+                    }
+                }
+                assert!(
+                    close * 50 < out.mask.len(),
+                    "{name} seg.{case}.{kind}: {close} pixels too close to call"
+                );
+                // Areas are the mask's pixel counts.
+                for (l, &a) in out.area.iter().enumerate() {
+                    let n = out.mask.iter().filter(|&&m| usize::from(m) == l).count();
+                    assert!((a - n as f32 / out.mask.len() as f32).abs() < 1e-6);
+                }
+                eprintln!(
+                    "{name} seg.{case}.{kind}: {compared} pixels equal, {close} too close to call"
+                );
+            }
+        }
+    }
 }

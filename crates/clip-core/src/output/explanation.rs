@@ -21,6 +21,11 @@ pub struct Explanation {
     pub similarity: Vec<Vec<f32>>,
     /// Image-level probabilities over the labels (a single text scores 1).
     pub cls_scores: Vec<f32>,
+    /// Label sets only: feature surgery (Eq. 9, label-set mode) on the original path's CLS
+    /// token, `w_k·cos(cls, t_k) − mean_j w_j·cos(cls, t_j)` — the author's multi-label score.
+    /// Unlike `cls_scores` it does not sum to 1: a label is present where it is positive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cls_surgery: Vec<f32>,
     /// Text2Points per label, in original-image pixels (by column: [`Self::points_of`]).
     pub points: BTreeMap<String, Points>,
     /// The one column is an "a+b" combination: already min-maxed (see [`Self::map`]).
@@ -117,6 +122,7 @@ mod tests {
             grid: [1, 2],
             similarity: vec![vec![0.2, 0.5], vec![0.4, 0.6]],
             cls_scores: vec![0.3, 0.7],
+            cls_surgery: vec![],
             points: BTreeMap::from([
                 ("cat".into(), Points::default()),
                 (
@@ -137,7 +143,9 @@ mod tests {
         let e = two_labels();
         let json: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(json["points"]["dog"]["xy"], serde_json::json!([[1, 2]]));
-        assert!(json.get("combined").is_none() && json.get("truncated").is_none());
+        for absent in ["combined", "truncated", "cls_surgery"] {
+            assert!(json.get(absent).is_none(), "{absent}");
+        }
         let back: Explanation = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
         assert_eq!(e.points_of(1).unwrap().xy, vec![[1, 2]]);

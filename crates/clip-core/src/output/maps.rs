@@ -11,21 +11,8 @@ pub fn resize_bilinear(src: &[f32], in_hw: [usize; 2], out_hw: [usize; 2]) -> Ve
     if in_hw == out_hw {
         return src.to_vec();
     }
-    let taps = |in_len: usize, out_len: usize| -> Vec<(usize, usize, f32, f32)> {
-        // PyTorch computes the scale and source index in f32 (its CPU `opmath` type).
-        let scale = in_len as f32 / out_len as f32;
-        (0..out_len)
-            .map(|o| {
-                let src = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
-                let i0 = (src as usize).min(in_len - 1);
-                let i1 = if i0 < in_len - 1 { i0 + 1 } else { i0 };
-                let l1 = src - i0 as f32;
-                (i0, i1, 1.0 - l1, l1)
-            })
-            .collect()
-    };
-    let rows = taps(ih, oh);
-    let cols = taps(iw, ow);
+    let rows = bilinear_taps(ih, oh);
+    let cols = bilinear_taps(iw, ow);
     let mut out = Vec::with_capacity(oh * ow);
     for &(y0, y1, wy0, wy1) in &rows {
         for &(x0, x1, wx0, wx1) in &cols {
@@ -35,6 +22,23 @@ pub fn resize_bilinear(src: &[f32], in_hw: [usize; 2], out_hw: [usize; 2]) -> Ve
         }
     }
     out
+}
+
+/// One axis of a bilinear resize from `in_len` to `out_len` samples: per output sample, the two
+/// source indices and their weights (PyTorch `align_corners=False`: half-pixel centres, edges
+/// clamped).
+pub fn bilinear_taps(in_len: usize, out_len: usize) -> Vec<(usize, usize, f32, f32)> {
+    // PyTorch computes the scale and source index in f32 (its CPU `opmath` type).
+    let scale = in_len as f32 / out_len as f32;
+    (0..out_len)
+        .map(|o| {
+            let src = (scale * (o as f32 + 0.5) - 0.5).max(0.0);
+            let i0 = (src as usize).min(in_len - 1);
+            let i1 = if i0 < in_len - 1 { i0 + 1 } else { i0 };
+            let l1 = src - i0 as f32;
+            (i0, i1, 1.0 - l1, l1)
+        })
+        .collect()
 }
 
 /// `(v - min) / (max - min)`; a constant input (max == min) maps to all zeros instead of the

@@ -114,13 +114,20 @@ pub async fn explain(
         }
     };
     // A single text has nothing to be compared with: its score is 1 by definition.
-    let scores = (!single).then(|| cls_scores(tokens, text, model.logit_scale));
+    let scores = (!single).then(|| cls_scores(tokens.clone(), text.clone(), model.logit_scale));
+    // Eq. 9 on the CLS row alone (its weights come from that row): the CLS token is the
+    // original path's under both methods, so this is the surgery similarity's first row.
+    let cls_surgery = (!single).then(|| feature_surgery(tokens.slice([0..1, 0..e]), text));
 
     progress(Stage::Finish);
     let similarity = read_back(similarity).await?; // [N+1, T], row-major
     let cls_scores = match scores {
         Some(scores) => read_back(scores).await?,
         None => vec![1.0],
+    };
+    let cls_surgery = match cls_surgery {
+        Some(s) => read_back(s).await?,
+        None => vec![],
     };
     let patches = &similarity[n_texts..]; // drop the class token row
     let [gh, gw] = grid;
@@ -160,6 +167,7 @@ pub async fn explain(
         grid,
         similarity,
         cls_scores,
+        cls_surgery,
         points,
         combined: query.is_combined(),
         truncated,

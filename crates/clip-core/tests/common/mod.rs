@@ -61,6 +61,15 @@ impl Goldens {
         (view.shape().to_vec(), data)
     }
 
+    /// A u8 golden: (shape, data).
+    pub fn u8(&self, name: &str) -> (Vec<usize>, Vec<u8>) {
+        let archive = self.archive();
+        let view = archive
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("golden {name} missing"));
+        (view.shape().to_vec(), view.data().to_vec())
+    }
+
     /// A u8 `[H, W, 3]` golden as an image.
     pub fn rgb(&self, name: &str) -> image::RgbImage {
         let archive = self.archive();
