@@ -89,6 +89,12 @@ SEG_CASES = {
     "coffee.512": ["cosine"],
     "chelsea.224": ["feature", "raw", "background"],
 }
+# The sliding-window protocol of the later training-free papers (mmseg's slide
+# inference): short side resized to SLIDE[0] (aspect kept), 224 windows every 112
+# pixels, window logits upsampled to the window and averaged where windows overlap,
+# then resized to the image. Golden "seg.{image}.slide" (cosine scores).
+SLIDE = (336, 224, 112)
+SLIDE_IMAGES = ["chelsea"]
 SEG_BACKGROUND_WORDS = 1
 SEG_THRESHOLD = 0.3
 MAP_SIZE = (97, 131)  # (H, W) of the golden similarity maps; deliberately odd and non-square
@@ -681,6 +687,32 @@ def segmentation(scores: torch.Tensor, grid: tuple[int, int], shape: tuple[int, 
     return mask.to(torch.uint8)
 
 
+def slide_scores(gold: "Goldens", image: Image.Image, short: int, window: int, stride: int
+                 ) -> torch.Tensor:
+    """Per-pixel cosine scores [K, h, w] of the resized image by sliding windows (mmseg's
+    ``slide_inference``): the short side resized to ``short`` (PIL bicubic, as every input
+    here; sides rounded to nearest), windows of ``window`` every ``stride`` pixels, the last
+    one flush with the edge, each window's patch scores bilinearly upsampled to the window
+    and summed, then divided by how many windows cover each pixel."""
+    scale = short / min(image.height, image.width)
+    h, w = int(image.height * scale + 0.5), int(image.width * scale + 0.5)
+    _, pixels = preprocess(image, (h, w))
+    k = gold.labels.shape[0]
+    preds, count = torch.zeros(k, h, w), torch.zeros(1, h, w)
+    rows = max(h - window + stride - 1, 0) // stride + 1
+    cols = max(w - window + stride - 1, 0) // stride + 1
+    for r in range(rows):
+        for c in range(cols):
+            y2, x2 = min(r * stride + window, h), min(c * stride + window, w)
+            y1, x1 = max(y2 - window, 0), max(x2 - window, 0)
+            feats, grid = gold.vit.features(pixels[:, :, y1:y2, x1:x2], surgery=True)
+            planes = (feats @ gold.labels.t())[1:].t().reshape(1, k, *grid)
+            preds[:, y1:y2, x1:x2] += F.interpolate(planes, size=(y2 - y1, x2 - x1), mode="bilinear",
+                                                    align_corners=False)[0]
+            count[:, y1:y2, x1:x2] += 1
+    return preds / count
+
+
 def segmentation_goldens(gold: "Goldens", pixels: torch.Tensor, shape: tuple[int, int],
                          prefix: str) -> dict[str, torch.Tensor]:
     """The ``seg.{prefix}.{kind}`` masks of SEG_CASES[prefix]."""
@@ -813,6 +845,13 @@ def main() -> None:
         diags[prefix] = diag
         cases.append({"image": name, "size": list(size), "grid": list(diag["grid"]), "tag": size_tag(size)})
 
+    for name in SLIDE_IMAGES:
+        image = images[name]
+        scores = slide_scores(gold, image, *SLIDE)
+        planes = scores.reshape(scores.shape[0], -1).t()  # [h*w, K], the "grid" being pixels
+        tensors[f"seg.{name}.slide"] = segmentation(planes, tuple(scores.shape[1:]),
+                                                    (image.height, image.width))
+
     GOLDEN_DIR.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous() if v.dtype == torch.uint8 else v.float().contiguous()
                for k, v in sorted(tensors.items())}
@@ -825,7 +864,7 @@ def main() -> None:
         "prompt_ids": gold.prompt_ids.tolist(),
         "map_size": list(MAP_SIZE),
         "segmentation": {"cases": SEG_CASES, "background_words": SEG_BACKGROUND_WORDS,
-                         "threshold": SEG_THRESHOLD},
+                         "threshold": SEG_THRESHOLD, "slide": list(SLIDE), "slide_images": SLIDE_IMAGES},
         "logit_scale": model.logit_scale.item(),
         "images": {name: {"path": f"images/{IMAGES[name]}", "height": im.height, "width": im.width}
                    for name, im in images.items()},

@@ -21,7 +21,7 @@ use clip_core::output::explanation::Explanation;
 use clip_core::output::segmentation::{Segmentation, overlay_mask};
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
 use clip_core::surgery::explain::{Stage, explain};
-use clip_core::surgery::segment::{Score, SegmentQuery, segment_image};
+use clip_core::surgery::segment::{Score, SegmentQuery, Slide, segment_image, segment_sliding};
 use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
 use clip_core::weights::pack::{MANIFEST, MAX_SHARD_BYTES, Pack, Scheme};
@@ -123,6 +123,17 @@ enum Command {
         /// Model input size in pixels: S, or HxW (multiples of the patch size).
         #[arg(long, default_value = "224")]
         size: String,
+        /// Sliding windows instead of one input: the image's short side resized to this
+        /// (aspect kept), then --window-pixel windows every --stride pixels, their scores
+        /// averaged where they overlap (SCLIP's, ClearCLIP's and NACLIP's protocol).
+        #[arg(long, conflicts_with = "size")]
+        short_side: Option<usize>,
+        /// Window side of --short-side.
+        #[arg(long, default_value_t = 224, requires = "short_side")]
+        window: usize,
+        /// Step between windows of --short-side.
+        #[arg(long, default_value_t = 112, requires = "short_side")]
+        stride: usize,
         /// Surgery (v-v path tokens) or raw CLIP tokens.
         #[arg(long, value_enum, default_value = "surgery")]
         method: MethodArg,
@@ -329,6 +340,9 @@ fn run(cli: Cli) -> Result<()> {
             image,
             labels,
             size,
+            short_side,
+            window,
+            stride,
             method,
             feature_surgery,
             background,
@@ -357,19 +371,30 @@ fn run(cli: Cli) -> Result<()> {
             if !(0.0..=1.0).contains(&opacity) {
                 bail!("--opacity must be between 0 and 1");
             }
+            let slide = short_side.map(|short_side| Slide {
+                short_side,
+                window,
+                stride,
+            });
             let input_hw = parse_size(&size)?;
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
             let (picture, pre) = read_image(&image, input_hw)?;
             let (clip, mut bank) = load_model(&model, quant, device)?;
             let bar = stage_bar();
-            let segmentation = pollster::block_on(segment_image(
-                &clip,
-                &tokenizer,
-                &pre,
-                &query,
-                &mut bank,
-                stage_progress(&bar, "segmenting"),
-            ));
+            let progress = stage_progress(&bar, "segmenting");
+            let segmentation = pollster::block_on(async {
+                match slide {
+                    Some(slide) => {
+                        let run = segment_sliding(
+                            &clip, &tokenizer, &picture, &query, slide, &mut bank, progress,
+                        );
+                        run.await
+                    }
+                    None => {
+                        segment_image(&clip, &tokenizer, &pre, &query, &mut bank, progress).await
+                    }
+                }
+            });
             bar.finish_and_clear();
             let segmentation = segmentation?;
             if let Some(path) = json {
@@ -785,6 +810,11 @@ fn stage_progress<'b>(bar: &'b ProgressBar, finish: &'static str) -> impl FnMut(
             bar.set_position(done as u64);
         }
         Stage::Image => bar.set_message("image encoder"),
+        Stage::Windows(done, total) => {
+            bar.set_message("image encoder, windows");
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        }
         Stage::Finish => bar.set_message(finish),
     }
 }

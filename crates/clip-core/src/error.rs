@@ -107,6 +107,20 @@ pub enum ClipError {
         /// The most a mask holds.
         max: usize,
     },
+    /// A sliding-window setting that cannot run.
+    #[error(
+        "cannot slide {window}-pixel windows every {stride} pixels over a {short_side}-pixel short side: the window must be a multiple of the patch ({patch}) and at most the short side, the stride between 1 and the window"
+    )]
+    BadSlide {
+        /// Short side of the resized image.
+        short_side: usize,
+        /// Window side.
+        window: usize,
+        /// Step.
+        stride: usize,
+        /// The model's patch.
+        patch: usize,
+    },
     /// A background threshold that is not a probability.
     #[error("the background threshold {0} is not a probability between 0 and 1")]
     BadThreshold(f32),

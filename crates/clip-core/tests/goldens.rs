@@ -658,3 +658,86 @@ fn segmentation_masks_match_reference() {
         }
     }
 }
+
+/// The sliding-window protocol against the reference's (`seg.{image}.slide`): from the PNG
+/// through our PIL-exact bicubic resize, windows, averaging and the resize to the image;
+/// compared where our own scores decide by more than twice the tolerance, as above.
+#[test]
+fn sliding_window_segmentation_matches_reference() {
+    use clip_core::output::maps::resize_bilinear;
+    use clip_core::surgery::segment::{SegmentQuery, Slide, segment_sliding, sliding_scores};
+    let g = Goldens::load();
+    let labels = g.labels();
+    let seg = &g.json["segmentation"];
+    let [short_side, window, stride] =
+        [0, 1, 2].map(|i| seg["slide"][i].as_u64().unwrap() as usize);
+    let slide = Slide {
+        short_side,
+        window,
+        stride,
+    };
+    let (_, device) = devices().into_iter().last().unwrap();
+    let model = load_model(&device);
+    for image in seg["slide_images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+    {
+        let picture = image::open(g.image_path(image)).unwrap().to_rgb8();
+        let hw = g.image_hw(image);
+        let query = SegmentQuery {
+            labels: labels.clone(),
+            ..SegmentQuery::default()
+        };
+        let mut bank = TextBank::new();
+        let mut windows = 0;
+        let out = block(segment_sliding(
+            &model,
+            &tokenizer(),
+            &picture,
+            &query,
+            slide,
+            &mut bank,
+            |stage| {
+                if let clip_core::surgery::explain::Stage::Windows(_, total) = stage {
+                    windows = total;
+                }
+            },
+        ))
+        .unwrap();
+        assert_eq!(windows, slide.windows(slide.resized(hw)).len());
+        let scores = block(sliding_scores(
+            &model,
+            &tokenizer(),
+            &picture,
+            &query,
+            slide,
+            &mut bank,
+            |_| {},
+        ))
+        .unwrap();
+        let planes: Vec<Vec<f32>> = (0..labels.len())
+            .map(|t| resize_bilinear(&column(&scores.values, labels.len(), t), scores.grid, hw))
+            .collect();
+        let (_, expected) = g.u8(&format!("seg.{image}.slide"));
+        let (mut compared, mut close) = (0usize, 0usize);
+        for (i, (&ours, &theirs)) in out.mask.iter().zip(&expected).enumerate() {
+            let mut s: Vec<f32> = planes.iter().map(|p| p[i]).collect();
+            s.sort_by(|a, b| b.total_cmp(a));
+            if s[0] - s[1] > 2.0 * TOL {
+                compared += 1;
+                assert_eq!(ours, theirs, "seg.{image}.slide: pixel {i}");
+            } else {
+                close += 1;
+            }
+        }
+        assert!(
+            close * 50 < out.mask.len(),
+            "seg.{image}.slide: {close} pixels too close to call"
+        );
+        eprintln!(
+            "seg.{image}.slide ({windows} windows): {compared} pixels equal, {close} too close to call"
+        );
+    }
+}

@@ -104,6 +104,8 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
                     marks[2] = now();
                     progress(id, Task::Image, 0.0, 0.0);
                 }
+                // Explanations run the tower once.
+                Stage::Windows(..) => {}
                 Stage::Finish => {
                     marks[3] = now();
                     progress(id, Task::Finish, 0.0, 0.0);

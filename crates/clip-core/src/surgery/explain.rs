@@ -31,6 +31,8 @@ pub enum Stage {
     Text(usize, usize),
     /// Running the image tower.
     Image,
+    /// Running the image tower on windows (the sliding-window protocol): `(done, total)`.
+    Windows(usize, usize),
     /// Reading results back and building maps and points.
     Finish,
 }
