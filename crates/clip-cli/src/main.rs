@@ -1,6 +1,7 @@
 //! `clip-surgery`: CLIP Surgery on the command line — explain what CLIP looks at in a picture,
 //! tokenize text, on the CPU or natively on wgpu. Same core as the web app.
 
+mod datasets;
 mod files;
 
 use std::path::{Path, PathBuf};
@@ -11,12 +12,13 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
 use clip_core::config::ClipConfig;
-use clip_core::input::preprocess::{Preprocessed, preprocess};
+use clip_core::input::preprocess::{Preprocessed, decode_image, preprocess, preprocess_image};
 use clip_core::input::query::{Method, Query, split_labels};
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::model::calibration::{self, Calibration};
 use clip_core::output::colormap::{Colormap, overlay};
+use clip_core::output::evaluation::{Confusion, SegmentationScores};
 use clip_core::output::explanation::Explanation;
 use clip_core::output::segmentation::{Segmentation, overlay_mask};
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
@@ -27,6 +29,7 @@ use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
 use clip_core::weights::pack::{MANIFEST, MAX_SHARD_BYTES, Pack, Scheme};
 use clip_core::weights::random::RandomWeights;
 use clip_core::weights::source::WeightSource;
+use datasets::{Dataset, Layout};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// The CLIP BPE vocabulary (built by `tests/reference/make_tokenizer.py`; not a model).
@@ -170,6 +173,59 @@ enum Command {
         /// A tokenizer.json other than the built-in CLIP BPE.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
+    },
+    /// Segmentation metrics over a dataset: mIoU, per-class IoU and pixel accuracy of
+    /// `segment` against the truth masks (one confusion matrix over all images, 255 ignored).
+    EvalSeg {
+        /// A checkpoint or weight pack, as for `segment`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The dataset's directory layout.
+        #[arg(long, value_enum)]
+        dataset: Layout,
+        /// The dataset's root directory (see the README for each layout's).
+        #[arg(long)]
+        root: PathBuf,
+        /// Names to query instead of the dataset's class names (one a line, same order and
+        /// count as the queried classes).
+        #[arg(long)]
+        classes: Option<PathBuf>,
+        /// One input of this size: S, or HxW.
+        #[arg(long, default_value = "224")]
+        size: String,
+        /// Sliding windows instead (see `segment --short-side`).
+        #[arg(long, conflicts_with = "size")]
+        short_side: Option<usize>,
+        /// Window side of --short-side.
+        #[arg(long, default_value_t = 224, requires = "short_side")]
+        window: usize,
+        /// Step between windows of --short-side.
+        #[arg(long, default_value_t = 112, requires = "short_side")]
+        stride: usize,
+        /// Evaluate the first N images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write {"miou", "pixel_accuracy", "per_class": {name: iou or null}, "images"}.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Surgery (v-v path tokens) or raw CLIP tokens.
+        #[arg(long, value_enum, default_value = "surgery")]
+        method: MethodArg,
+        /// Score with feature surgery instead of the cosine.
+        #[arg(long)]
+        feature_surgery: bool,
+        /// Background words (pixels they win count as the dataset's background class).
+        #[arg(long)]
+        background: Option<String>,
+        /// Probability floor under which a pixel is background.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        /// Quantize a checkpoint on load; a pack keeps its own scheme.
+        #[arg(long, default_value = "f32")]
+        quant: Scheme,
     },
     /// Convert a checkpoint into a weight pack for the web: ≤ 64 MB shards + manifest.json.
     Convert {
@@ -335,6 +391,53 @@ fn run(cli: Cli) -> Result<()> {
             print_summary(&explanation);
             Ok(())
         }
+        Command::EvalSeg {
+            model,
+            dataset,
+            root,
+            classes,
+            size,
+            short_side,
+            window,
+            stride,
+            limit,
+            json,
+            method,
+            feature_surgery,
+            background,
+            threshold,
+            device,
+            quant,
+        } => {
+            let dataset = Dataset::open(dataset, &root, classes.as_deref())?;
+            let run = SegRun {
+                query: SegmentQuery {
+                    labels: dataset.labels.clone(),
+                    background: background.as_deref().map(split_labels).unwrap_or_default(),
+                    method: method.into(),
+                    score: if feature_surgery {
+                        Score::FeatureSurgery
+                    } else {
+                        Score::Cosine
+                    },
+                    threshold,
+                },
+                input_hw: parse_size(&size)?,
+                slide: short_side.map(|short_side| Slide {
+                    short_side,
+                    window,
+                    stride,
+                }),
+                limit,
+            };
+            let scores = eval_seg(&model, &dataset, &run, device, quant)?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string(&scores)? + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            print_scores(&scores);
+            Ok(())
+        }
         Command::Segment {
             model,
             image,
@@ -415,6 +518,110 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// What `eval-seg` evaluates, besides the model and the dataset.
+struct SegRun {
+    query: SegmentQuery,
+    input_hw: [usize; 2],
+    slide: Option<Slide>,
+    limit: Option<usize>,
+}
+
+fn eval_seg(
+    model: &Path,
+    dataset: &Dataset,
+    run: &SegRun,
+    device: DeviceArg,
+    quant: Scheme,
+) -> Result<SegmentationScores> {
+    let SegRun {
+        query,
+        input_hw,
+        slide,
+        limit,
+    } = run;
+    let texts = query.texts()?;
+    let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
+    let tokenizer = load_tokenizer(None)?;
+    let (clip, mut bank) = load_model(model, quant, device)?;
+    // The labels' text once, before the images.
+    let bar = stage_bar();
+    let mut report = stage_progress(&bar, "");
+    let encoded = pollster::block_on(bank.features(&clip, &tokenizer, &texts, |done, total| {
+        report(Stage::Text(done, total))
+    }));
+    bar.finish_and_clear();
+    encoded?;
+    let mut confusion = Confusion::new(dataset.classes.len());
+    let bar = ProgressBar::new(samples.len() as u64).with_style(
+        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed} ETA {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message("segmenting images");
+    for sample in samples {
+        let name = sample.image.display();
+        let bytes = std::fs::read(&sample.image).with_context(|| format!("reading {name}"))?;
+        let picture = decode_image(&bytes).with_context(|| format!("image {name}"))?;
+        let segmentation = match slide {
+            Some(slide) => pollster::block_on(segment_sliding(
+                &clip,
+                &tokenizer,
+                &picture,
+                query,
+                *slide,
+                &mut bank,
+                |_| {},
+            )),
+            None => {
+                let pre = preprocess_image(&picture, *input_hw)?;
+                pollster::block_on(segment_image(
+                    &clip,
+                    &tokenizer,
+                    &pre,
+                    query,
+                    &mut bank,
+                    |_| {},
+                ))
+            }
+        }
+        .with_context(|| format!("segmenting {name}"))?;
+        let (truth, hw) = dataset.truth(sample)?;
+        if hw != segmentation.hw {
+            bail!(
+                "{} is {}×{} px, its image {name} {}×{}",
+                sample.truth.display(),
+                hw[1],
+                hw[0],
+                segmentation.hw[1],
+                segmentation.hw[0]
+            );
+        }
+        confusion
+            .add(&truth, &dataset.predicted_classes(&segmentation.mask))
+            .with_context(|| format!("{}", sample.truth.display()))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(SegmentationScores::new(
+        &confusion,
+        &dataset.classes,
+        samples.len(),
+    ))
+}
+
+fn print_scores(scores: &SegmentationScores) {
+    let percent = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.2}", v * 100.0));
+    for (name, iou) in &scores.per_class {
+        println!("{name:>24}  {:>6}", percent(*iou));
+    }
+    println!(
+        "mIoU {} %, pixel accuracy {} %, {} images",
+        percent(scores.miou),
+        percent(scores.pixel_accuracy),
+        scores.images
+    );
 }
 
 impl From<MethodArg> for Method {

@@ -841,3 +841,313 @@ fn segment_by_sliding_windows_reproduces_the_reference() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `segment --json`'s mask of `image` for `labels` at 224.
+fn segment_mask(image: &Path, labels: &str, dir: &Path) -> (Vec<u8>, [usize; 2]) {
+    let json = dir.join("segment.json");
+    let model = fixtures().join("tiny-clip");
+    let output = clip_surgery(&[
+        "segment",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--labels",
+        labels,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let mask = json["mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as u8)
+        .collect();
+    let hw = [0, 1].map(|i| json["hw"][i].as_u64().unwrap() as usize);
+    (mask, hw)
+}
+
+fn eval_seg(args: &[&str]) -> (Output, Value) {
+    let dir = tempdir("eval-seg-out");
+    let json = dir.join("scores.json");
+    let model = fixtures().join("tiny-clip");
+    let mut full = vec![
+        "eval-seg",
+        "--model",
+        model.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    full.extend(args);
+    let output = clip_surgery(&full);
+    let text = std::fs::read_to_string(&json).unwrap_or_default();
+    let mut scores: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    // serde_json's maps sort their keys: keep the file's class order beside them.
+    if let Some(per_class) = scores.get("per_class").and_then(Value::as_object) {
+        let mut names: Vec<(usize, String)> = per_class
+            .keys()
+            .map(|k| (text.find(&format!("\"{k}\":")).unwrap(), k.clone()))
+            .collect();
+        names.sort();
+        scores["class_order"] = names.into_iter().map(|(_, k)| k).collect();
+    }
+    (output, scores)
+}
+
+/// mIoU, per-class IoU and pixel accuracy counted set by set — |T = c ∧ P = c| over
+/// |T = c ∨ P = c| on the evaluated pixels — independently of the confusion matrix.
+fn expected_scores(pairs: &[(Vec<u8>, Vec<u8>)], classes: usize) -> (Vec<Option<f64>>, f64, f64) {
+    let mut iou = Vec::new();
+    for c in 0..classes as u8 {
+        let (mut inter, mut union) = (0u64, 0u64);
+        for (truth, predicted) in pairs {
+            for (&t, &p) in truth.iter().zip(predicted) {
+                if t != 255 {
+                    inter += u64::from(t == c && p == c);
+                    union += u64::from(t == c || p == c);
+                }
+            }
+        }
+        iou.push((union > 0).then(|| inter as f64 / union as f64));
+    }
+    let present: Vec<f64> = iou.iter().flatten().copied().collect();
+    let miou = present.iter().sum::<f64>() / present.len() as f64;
+    let (mut hits, mut total) = (0u64, 0u64);
+    for (truth, predicted) in pairs {
+        for (&t, &p) in truth.iter().zip(predicted) {
+            if t != 255 {
+                hits += u64::from(t == p);
+                total += 1;
+            }
+        }
+    }
+    (iou, miou, hits as f64 / total as f64)
+}
+
+fn assert_scores(
+    scores: &Value,
+    names: &[&str],
+    expected: &(Vec<Option<f64>>, f64, f64),
+    images: u64,
+) {
+    assert_eq!(scores["images"], images);
+    assert!(
+        (scores["miou"].as_f64().unwrap() - expected.1).abs() < 1e-12,
+        "{scores}"
+    );
+    assert!(
+        (scores["pixel_accuracy"].as_f64().unwrap() - expected.2).abs() < 1e-12,
+        "{scores}"
+    );
+    let per_class = scores["per_class"].as_object().unwrap();
+    assert_eq!(scores["class_order"], serde_json::json!(names));
+    for (name, iou) in names.iter().zip(&expected.0) {
+        match iou {
+            Some(v) => assert!(
+                (per_class[*name].as_f64().unwrap() - v).abs() < 1e-12,
+                "{name}"
+            ),
+            None => assert!(per_class[*name].is_null(), "{name}"),
+        }
+    }
+}
+
+/// A synthetic `folder` dataset: image a's truth is `segment`'s own mask (so one image of
+/// `eval-seg` equals `segment`: every present class at IoU 1), image b's truth is its mask with
+/// the first row set to class 0, the last row ignored and the first column class 4 — the
+/// metrics over both are counted by hand.
+#[test]
+fn eval_seg_on_a_folder_dataset_reproduces_hand_counted_metrics() {
+    let root = tempdir("eval-seg-folder");
+    let g = golden_json();
+    let names: Vec<&str> = g["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    std::fs::create_dir_all(root.join("images")).unwrap();
+    std::fs::create_dir_all(root.join("masks")).unwrap();
+    std::fs::write(root.join("classes.txt"), names.join("\n") + "\n").unwrap();
+    let mut pairs = Vec::new();
+    for (id, file) in [("a", "astronaut-224.png"), ("b", "chelsea.png")] {
+        let image = root.join("images").join(format!("{id}.png"));
+        std::fs::copy(fixtures().join("images").join(file), &image).unwrap();
+        let (predicted, [h, w]) = segment_mask(&image, &names.join(","), &root);
+        let mut truth = predicted.clone();
+        if id == "b" {
+            truth[..w].fill(0);
+            truth[(h - 1) * w..].fill(255);
+            for row in 0..h - 1 {
+                truth[row * w] = 4;
+            }
+        }
+        image::GrayImage::from_raw(w as u32, h as u32, truth.clone())
+            .unwrap()
+            .save(root.join("masks").join(format!("{id}.png")))
+            .unwrap();
+        pairs.push((truth, predicted));
+    }
+    let root_arg = root.to_str().unwrap();
+    let (output, scores) = eval_seg(&["--dataset", "folder", "--root", root_arg, "--limit", "1"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_scores(
+        &scores,
+        &names,
+        &expected_scores(&pairs[..1], names.len()),
+        1,
+    );
+    assert_eq!(scores["miou"], 1.0);
+    let (output, scores) = eval_seg(&["--dataset", "folder", "--root", root_arg]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let expected = expected_scores(&pairs, names.len());
+    assert!(
+        expected.1 < 1.0 && expected.1 > 0.5,
+        "the edits must cost something: {expected:?}"
+    );
+    assert_scores(&scores, &names, &expected, 2);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("mIoU"));
+
+    // A truth of another size and a class value the dataset lacks are named, not panics.
+    let mut wrong = image::GrayImage::new(10, 10);
+    wrong.put_pixel(0, 0, image::Luma([3]));
+    wrong.save(root.join("masks/a.png")).unwrap();
+    let (output, _) = eval_seg(&["--dataset", "folder", "--root", root_arg]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("a.png") && stderr.contains("10×10"),
+        "{stderr}"
+    );
+    let mut bad = image::GrayImage::from_pixel(224, 224, image::Luma([0]));
+    bad.put_pixel(5, 5, image::Luma([9]));
+    bad.save(root.join("masks/a.png")).unwrap();
+    let (output, _) = eval_seg(&["--dataset", "folder", "--root", root_arg]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("class value 9"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"));
+    std::fs::remove_dir_all(&root).ok();
+}
+
+/// The VOC layout: ids from the split file, JPEG images, paletted truths whose value 0 is the
+/// background class; predicted label i is class i + 1, and a pixel of the background rule
+/// (here: the first rows, won by the background word) counts as class 0.
+#[test]
+fn eval_seg_reads_the_voc_layout() {
+    let root = tempdir("eval-seg-voc");
+    for dir in ["JPEGImages", "SegmentationClass", "ImageSets/Segmentation"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::write(root.join("ImageSets/Segmentation/val.txt"), "2007_000001\n").unwrap();
+    let jpeg = root.join("JPEGImages/2007_000001.jpg");
+    image::open(fixtures().join("images/astronaut-224.png"))
+        .unwrap()
+        .to_rgb8()
+        .save(&jpeg)
+        .unwrap();
+    let voc: Vec<&str> = vec![
+        "aeroplane",
+        "bicycle",
+        "bird",
+        "boat",
+        "bottle",
+        "bus",
+        "car",
+        "cat",
+        "chair",
+        "cow",
+        "dining table",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "potted plant",
+        "sheep",
+        "sofa",
+        "train",
+        "tv monitor",
+    ];
+    // What segment predicts with the same background word, as VOC class values.
+    let dir = tempdir("eval-seg-voc-seg");
+    let json = dir.join("s.json");
+    let model = fixtures().join("tiny-clip");
+    let output = clip_surgery(&[
+        "segment",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        jpeg.to_str().unwrap(),
+        "--labels",
+        &voc.join(","),
+        "--background",
+        "sky",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let predicted: Vec<u8> = json["mask"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| match v.as_u64().unwrap() {
+            255 => 0,
+            l => l as u8 + 1,
+        })
+        .collect();
+    // Truth: the prediction, with its first 20 rows background and the next 10 ignored.
+    let mut truth = predicted.clone();
+    truth[..20 * 224].fill(0);
+    truth[20 * 224..30 * 224].fill(255);
+    let file = std::fs::File::create(root.join("SegmentationClass/2007_000001.png")).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 224, 224);
+    encoder.set_color(png::ColorType::Indexed);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_palette(vec![7; 256 * 3]);
+    let mut writer = encoder.write_header().unwrap();
+    writer.write_image_data(&truth).unwrap();
+    writer.finish().unwrap();
+    let (output, scores) = eval_seg(&[
+        "--dataset",
+        "voc",
+        "--root",
+        root.to_str().unwrap(),
+        "--background",
+        "sky",
+    ]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut names = vec!["background"];
+    names.extend(&voc);
+    assert_scores(
+        &scores,
+        &names,
+        &expected_scores(&[(truth, predicted)], 21),
+        1,
+    );
+    std::fs::remove_dir_all(&root).ok();
+    std::fs::remove_dir_all(&dir).ok();
+}

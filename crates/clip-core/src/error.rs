@@ -121,6 +121,9 @@ pub enum ClipError {
         /// The model's patch.
         patch: usize,
     },
+    /// A dataset or mask the evaluation cannot use.
+    #[error("evaluation: {0}")]
+    Evaluation(String),
     /// A background threshold that is not a probability.
     #[error("the background threshold {0} is not a probability between 0 and 1")]
     BadThreshold(f32),

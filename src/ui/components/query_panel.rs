@@ -7,7 +7,7 @@ use web_sys::{HtmlInputElement, HtmlSelectElement, HtmlTextAreaElement};
 use yew::prelude::*;
 
 use crate::params::{Edit, Mode, Params, format_size, parse_size, size_options};
-use crate::presets::PRESETS;
+use clip_core::input::presets::PRESETS;
 
 /// Props of [`QueryPanel`].
 #[derive(Properties, PartialEq)]

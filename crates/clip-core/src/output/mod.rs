@@ -1,8 +1,10 @@
 //! What comes out: the [`explanation::Explanation`] (the CLI's `--json`, the app's result),
-//! similarity maps ([`maps`]), Text2Points ([`points`]), segmentations ([`segmentation`]) and the colours they are drawn in
+//! similarity maps ([`maps`]), Text2Points ([`points`]), segmentations ([`segmentation`]), their
+//! metrics over a dataset ([`evaluation`]) and the colours everything is drawn in
 //! ([`colormap`]). Plain data and pure functions: the page uses them without the model.
 
 pub mod colormap;
+pub mod evaluation;
 pub mod explanation;
 pub mod maps;
 pub mod points;
