@@ -1,7 +1,8 @@
 //! The URL contract: the query string is the app's shareable state, and docs sites and tests
 //! drive the app through it (`model`, `image`, `text` | `labels`, `size`, `method`, `device`,
-//! `colormap`, `opacity`, `embed`, plus `compare`, `threads` and `simd`). Values equal to the defaults are left out
-//! of the address the app writes back, so share links stay short.
+//! `colormap`, `opacity`, `embed`, plus `compare`, `threads`, `simd` and `presence`). Values
+//! equal to the defaults are left out of the address the app writes back, so share links stay
+//! short.
 
 use clip_core::error::ClipError;
 use clip_core::input::query::{Method, Query, split_labels};
@@ -10,10 +11,14 @@ use clip_core::weights::pack::Scheme;
 use clip_protocol::{DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "threads",
-    "simd", "colormap", "opacity", "embed",
+    "simd", "colormap", "opacity", "presence", "embed",
 ];
+
+/// Bounds of the presence threshold on the multi-label score (Eq. 9 on the CLS token, whose
+/// values lie within a few hundredths of 0 for CLIP).
+pub const PRESENCE_RANGE: (f32, f32) = (-0.1, 0.1);
 
 /// Most CPU threads the worker runs (browsers report at most this many cores usefully, and
 /// each thread is a Web Worker with its own stack).
@@ -84,6 +89,8 @@ pub struct Params {
     pub colormap: Colormap,
     /// Heat weight in [0, 1].
     pub opacity: f32,
+    /// A label counts as present where its multi-label score exceeds this.
+    pub presence: f32,
     /// Canvas and minimal controls only (iframes).
     pub embed: bool,
 }
@@ -105,6 +112,7 @@ impl Default for Params {
             simd: None,
             colormap: Colormap::Jet,
             opacity: DEFAULT_OPACITY,
+            presence: 0.0,
             embed: false,
         }
     }
@@ -151,6 +159,8 @@ pub enum Edit {
     Colormap(Colormap),
     /// Heat weight (clamped to [0, 1]).
     Opacity(f32),
+    /// Presence threshold (clamped to [`PRESENCE_RANGE`]).
+    Presence(f32),
 }
 
 impl Params {
@@ -166,6 +176,7 @@ impl Params {
             Edit::Compare(c) => self.compare = c,
             Edit::Colormap(c) => self.colormap = c,
             Edit::Opacity(o) => self.opacity = o.clamp(0.0, 1.0),
+            Edit::Presence(t) => self.presence = t.clamp(PRESENCE_RANGE.0, PRESENCE_RANGE.1),
         }
     }
 
@@ -242,6 +253,13 @@ impl Params {
                     Ok(o) if (0.0..=1.0).contains(&o) => p.opacity = o,
                     _ => warnings.push(format!("opacity={value} must be between 0 and 1")),
                 },
+                "presence" => match value.parse::<f32>() {
+                    Ok(t) if (PRESENCE_RANGE.0..=PRESENCE_RANGE.1).contains(&t) => p.presence = t,
+                    _ => warnings.push(format!(
+                        "presence={value} must be between {} and {}",
+                        PRESENCE_RANGE.0, PRESENCE_RANGE.1
+                    )),
+                },
                 "embed" => p.embed = flag("embed", value, &mut warnings),
                 "compare" => p.compare = flag("compare", value, &mut warnings),
                 _ => {}
@@ -303,6 +321,9 @@ impl Params {
         }
         if (self.opacity - d.opacity).abs() > 1e-6 {
             out.push(("opacity", format_opacity(self.opacity)));
+        }
+        if (self.presence - d.presence).abs() > 1e-6 {
+            out.push(("presence", format_presence(self.presence)));
         }
         if self.embed {
             out.push(("embed", "1".into()));
@@ -379,6 +400,13 @@ pub fn format_opacity(o: f32) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// The presence threshold with at most three decimals (`0.01`, `-0.005`).
+pub fn format_presence(t: f32) -> String {
+    let s = format!("{t:.3}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" { "0".into() } else { s.into() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +431,7 @@ mod tests {
             ("simd", "baseline"),
             ("colormap", "viridis"),
             ("opacity", "0.35"),
+            ("presence", "-0.015"),
             ("embed", "1"),
         ];
         let (p, warnings) = Params::from_pairs(pairs);
@@ -425,6 +454,7 @@ mod tests {
         let written = p.to_pairs();
         assert!(written.contains(&("labels", "cat,dog,bird".into())));
         assert!(written.contains(&("opacity", "0.35".into())));
+        assert!(written.contains(&("presence", "-0.015".into())));
         // Labels come back normalised (trimmed, blanks dropped); everything else unchanged.
         let (again, _) = Params::from_pairs(written);
         assert_eq!(
@@ -460,8 +490,9 @@ mod tests {
             ("opacity", "3"),
             ("colormap", "rainbow"),
             ("method", "magic"),
+            ("presence", "0.5"),
         ]);
-        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert_eq!(warnings.len(), 5, "{warnings:?}");
         assert_eq!(p, Params::default());
     }
 
@@ -524,5 +555,8 @@ mod tests {
         assert_eq!(format_size([224, 320]), "224x320");
         assert_eq!(format_opacity(0.5), "0.5");
         assert_eq!(format_opacity(1.0), "1");
+        assert_eq!(format_presence(0.01), "0.01");
+        assert_eq!(format_presence(-0.0001), "0");
+        assert_eq!(format_presence(-0.005), "-0.005");
     }
 }

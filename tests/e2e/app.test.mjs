@@ -132,6 +132,9 @@ function assertMatchesCli(last, ref, tol = TOL) {
   assert.ok(worst <= tol, `similarity differs from the CLI by up to ${worst}`);
   const scores = Math.max(...last.cls_scores.map((v, i) => Math.abs(v - ref.cls_scores[i])));
   assert.ok(scores <= tol, `CLS scores differ from the CLI by up to ${scores}`);
+  assert.equal((last.cls_surgery ?? []).length, (ref.cls_surgery ?? []).length, 'cls_surgery');
+  const surgery = Math.max(0, ...(last.cls_surgery ?? []).map((v, i) => Math.abs(v - ref.cls_surgery[i])));
+  assert.ok(surgery <= tol, `multi-label scores differ from the CLI by up to ${surgery}`);
   return worst;
 }
 
@@ -228,6 +231,22 @@ test('CPU fallback: without WebGPU a note shows, the UI stays responsive, result
     // Chromium has relaxed SIMD: the build with the fused multiply-add runs.
     assert.ok(server.log.some((r) => r.path === '/mt-relaxed/worker_bg.wasm'), 'the relaxed-SIMD build was not loaded');
     const worst = assertMatchesCli(last, reference);
+    // Labels are listed by the multi-label score, each marked present above the threshold.
+    const ranked = [...LABELS.keys()].sort((a, b) => last.cls_surgery[b] - last.cls_surgery[a]).map((i) => LABELS[i]);
+    const list = b.page.getByRole('list', { name: 'Labels by multi-label score' });
+    assert.deepEqual(await list.locator('.name').allTextContents(), ranked);
+    const shown = (await list.locator('.surgery').evaluateAll((els) => els.map((e) => Number(e.dataset.score))));
+    assert.deepEqual(shown, ranked.map((l) => last.cls_surgery[LABELS.indexOf(l)]));
+    const present = (t) => last.cls_surgery.filter((s) => s > t).length;
+    await b.page.getByText(`${present(0)} of ${LABELS.length} labels present`).waitFor();
+    // The threshold moves with its slider and the address.
+    // Between the second and third score (on the slider's 0.001 steps, within its ±0.1).
+    const sorted = [...last.cls_surgery].sort((x, y) => x - y);
+    const t = Math.min(0.1, Math.max(-0.1, Math.round(((sorted[1] + sorted[2]) / 2) * 1000) / 1000));
+    await b.page.getByLabel(/Presence threshold/).fill(String(t));
+    await b.page.getByText(`${present(t)} of ${LABELS.length} labels present`).waitFor();
+    assert.equal(await list.locator('li.absent').count(), LABELS.length - present(t));
+    await b.page.waitForFunction((v) => new URL(location.href).searchParams.get('presence') === v, String(t));
     const gap = await b.page.evaluate(() => window.__maxGap);
     console.log(`  CPU (wasm) vs CLI: max |Δ similarity| = ${worst.toExponential(2)}; longest frame during the run ${gap.toFixed(0)} ms; run ${last.timings_ms.total.toFixed(0)} ms`);
     // 500 ms: far below a blocked run (the whole inference), far above a busy frame.

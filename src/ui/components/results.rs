@@ -9,7 +9,7 @@ use clip_protocol::RunResult;
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::params::{Edit, Params};
+use crate::params::{Edit, PRESENCE_RANGE, Params, format_presence};
 use crate::render::{Picture, markers};
 use crate::ui::components::heatmap::{Heatmap, MapLayer};
 use crate::ui::components::progress::ProgressBar;
@@ -203,24 +203,37 @@ pub fn results(props: &ResultsProps) -> Html {
                 { raw_view.unwrap_or_default() }
             </div>
             { busy.unwrap_or_default() }
-            { if props.embed { html! {} } else { run.map(|r| details(r, image, p, selected, &props.on_select)).unwrap_or_default() } }
+            { if props.embed { html! {} } else { run.map(|r| details(r, image, p, selected, &props.on_select, &props.on_edit)).unwrap_or_default() } }
         </section>
     }
 }
 
-/// Per-label thumbnails with CLS scores (best first), the timings, truncation notes.
+/// Per-label thumbnails with CLS scores, most likely present first (by the multi-label score
+/// of a label set, with its presence threshold), the timings, truncation notes.
 fn details(
     r: &Rc<RunResult>,
     image: &LoadedImage,
     p: &Params,
     selected: usize,
     on_select: &Callback<usize>,
+    on_edit: &Callback<Edit>,
 ) -> Html {
     let e = &r.explanation;
-    let mut order: Vec<usize> = (0..e.labels.len()).collect();
-    if e.labels.len() > 1 {
-        order.sort_by(|&a, &b| e.cls_scores[b].total_cmp(&e.cls_scores[a]));
-    }
+    let order = e.ranking();
+    let multi_label = !e.cls_surgery.is_empty();
+    let on_presence = {
+        let cb = on_edit.clone();
+        Callback::from(move |ev: InputEvent| {
+            let value = ev.target_unchecked_into::<HtmlInputElement>().value();
+            if let Ok(t) = value.parse::<f32>() {
+                cb.emit(Edit::Presence(t));
+            }
+        })
+    };
+    let present = order
+        .iter()
+        .filter(|&&i| e.present(i, p.presence) == Some(true))
+        .count();
     let t = &r.timings_ms;
     let mut stages = vec![
         ("Preprocess", t.preprocess),
@@ -234,13 +247,24 @@ fn details(
     stages.push(("Total", t.total));
     html! {
         <>
-            <ul class="labels" aria-label="Labels by CLS score">
+            { if multi_label { html! {
+                <div class="toolbar presence">
+                    <label class="grow">
+                        <span>{ format!("Presence threshold {}", format_presence(p.presence)) }</span>
+                        <input type="range" min={PRESENCE_RANGE.0.to_string()} max={PRESENCE_RANGE.1.to_string()}
+                            step="0.001" value={p.presence.to_string()} oninput={on_presence} />
+                    </label>
+                    <span class="muted" aria-live="polite">{ format!("{present} of {} labels present", order.len()) }</span>
+                </div>
+            } } else { html! {} } }
+            <ul class="labels" aria-label={if multi_label { "Labels by multi-label score" } else { "Labels by CLS score" }}>
                 { for order.into_iter().map(|i| {
                     let score = e.cls_scores.get(i).copied().unwrap_or(0.0);
+                    let present = e.present(i, p.presence);
                     let cb = on_select.clone();
                     let thumb = layer(r, false, i, p, &image.thumb, false);
                     html! {
-                        <li>
+                        <li class={classes!((present == Some(false)).then_some("absent"))}>
                             <button type="button" class={classes!("label", (i == selected).then_some("selected"))}
                                 aria-pressed={(i == selected).to_string()}
                                 onclick={Callback::from(move |_| cb.emit(i))}>
@@ -252,6 +276,14 @@ fn details(
                                         <span class="score">{ format!("{:.1} %", score * 100.0) }</span>
                                     </>
                                 } } else { html! {} } }
+                                { match (e.cls_surgery.get(i), present) {
+                                    (Some(s), Some(here)) => html! {
+                                        <span class="surgery" data-score={s.to_string()}>
+                                            { format!("{s:+.4} · {}", if here { "present" } else { "absent" }) }
+                                        </span>
+                                    },
+                                    _ => html! {},
+                                } }
                             </button>
                         </li>
                     }

@@ -64,6 +64,28 @@ impl Explanation {
         }
     }
 
+    /// Label indices, most likely present first: by `cls_surgery` (the author's multi-label
+    /// score) where there is one, else by CLIP's `cls_scores`. Ties keep label order.
+    pub fn ranking(&self) -> Vec<usize> {
+        let scores = if self.cls_surgery.is_empty() {
+            &self.cls_scores
+        } else {
+            &self.cls_surgery
+        };
+        let mut order: Vec<usize> = (0..self.labels.len()).collect();
+        order.sort_by(|&a, &b| {
+            let score = |i: usize| scores.get(i).copied().unwrap_or(f32::NEG_INFINITY);
+            score(b).total_cmp(&score(a))
+        });
+        order
+    }
+
+    /// Whether label `i` counts as present at `threshold` on `cls_surgery`; `None` without
+    /// that score (a single text).
+    pub fn present(&self, i: usize, threshold: f32) -> Option<bool> {
+        self.cls_surgery.get(i).map(|&s| s > threshold)
+    }
+
     /// Index of the best CLS score.
     pub fn top1(&self) -> Option<usize> {
         (0..self.cls_scores.len())
@@ -150,6 +172,21 @@ mod tests {
         assert_eq!(back, e);
         assert_eq!(e.points_of(1).unwrap().xy, vec![[1, 2]]);
         assert_eq!(e.points_of(2), None);
+    }
+
+    #[test]
+    fn ranking_prefers_the_surgery_score_and_presence_thresholds_it() {
+        let mut e = two_labels();
+        // CLIP's softmax prefers dog; without a surgery score that is the order.
+        assert_eq!(e.ranking(), vec![1, 0]);
+        assert_eq!(e.present(0, 0.0), None);
+        e.cls_surgery = vec![0.02, -0.01];
+        assert_eq!(e.ranking(), vec![0, 1]);
+        assert_eq!(
+            (e.present(0, 0.0), e.present(1, 0.0)),
+            (Some(true), Some(false))
+        );
+        assert_eq!(e.present(0, 0.03), Some(false));
     }
 
     #[test]
