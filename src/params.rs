@@ -1,6 +1,7 @@
 //! The URL contract: the query string is the app's shareable state, and docs sites and tests
 //! drive the app through it (`model`, `image`, `text` | `labels`, `size`, `method`, `device`,
-//! `colormap`, `opacity`, `embed`, plus `compare`, `threads`, `simd` and `presence`). Values
+//! `colormap`, `opacity`, `embed`, plus `compare`, `threads`, `simd`, `view`, `threshold` and
+//! `presence`). Values
 //! equal to the defaults are left out of the address the app writes back, so share links stay
 //! short.
 
@@ -8,17 +9,38 @@ use clip_core::error::ClipError;
 use clip_core::input::query::{Method, Query, split_labels};
 use clip_core::output::colormap::Colormap;
 use clip_core::weights::pack::Scheme;
-use clip_protocol::{DeviceChoice, QuerySpec};
+use clip_protocol::{AttentionAt, DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
-pub const KEYS: [&str; 15] = [
-    "model", "quant", "image", "text", "labels", "size", "method", "compare", "device", "threads",
-    "simd", "colormap", "opacity", "presence", "embed",
+#[rustfmt::skip]
+pub const KEYS: [&str; 19] = [
+    "model",
+    "quant",
+    "image",
+    "text",
+    "labels",
+    "size",
+    "method",
+    "compare",
+    "device",
+    "threads",
+    "simd",
+    "view",
+    "at",
+    "block",
+    "colormap",
+    "opacity",
+    "threshold",
+    "presence",
+    "embed",
 ];
 
 /// Bounds of the presence threshold on the multi-label score (Eq. 9 on the CLS token, whose
 /// values lie within a few hundredths of 0 for CLIP).
 pub const PRESENCE_RANGE: (f32, f32) = (-0.1, 0.1);
+
+/// More blocks than any CLIP image tower has (ViT-bigG: 48).
+const MAX_BLOCKS: usize = 64;
 
 /// Most CPU threads the worker runs (browsers report at most this many cores usefully, and
 /// each thread is a Web Worker with its own stack).
@@ -85,10 +107,19 @@ pub struct Params {
     /// Which build of the threaded CPU worker runs (`None`: relaxed SIMD where the browser
     /// has it, else baseline SIMD; www/worker_loader.js decides).
     pub simd: Option<Simd>,
+    /// What the result shows: a label's heatmap, the label set's segmentation, or attention.
+    pub view: View,
+    /// The attention view's query patch `[row, col]` (a click on the picture sets it).
+    pub at: Option<[usize; 2]>,
+    /// The attention view's block (`None`: the last).
+    pub block: Option<usize>,
     /// Heatmap colours.
     pub colormap: Colormap,
-    /// Heat weight in [0, 1].
+    /// Heat (or segment colour) weight in [0, 1].
     pub opacity: f32,
+    /// Segmentation: a pixel whose best label's probability (softmax over the labels of
+    /// CLIP's scaled cosines) is below this is background; 0 keeps every pixel.
+    pub threshold: f32,
     /// A label counts as present where its multi-label score exceeds this.
     pub presence: f32,
     /// Canvas and minimal controls only (iframes).
@@ -110,8 +141,12 @@ impl Default for Params {
             device: DeviceChoice::Auto,
             threads: None,
             simd: None,
+            view: View::Heatmap,
+            at: None,
+            block: None,
             colormap: Colormap::Jet,
             opacity: DEFAULT_OPACITY,
+            threshold: 0.0,
             presence: 0.0,
             embed: false,
         }
@@ -138,6 +173,40 @@ impl Simd {
     }
 }
 
+/// What the result area shows (`view=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// One label's similarity map over the photo.
+    Heatmap,
+    /// The label set's open-vocabulary segmentation (argmax over the labels per pixel).
+    Segmentation,
+    /// One patch's attention, q-k beside v-v (paper Fig. 1).
+    Attention,
+}
+
+impl View {
+    /// Both, in the switch's order.
+    pub const ALL: [Self; 3] = [Self::Heatmap, Self::Segmentation, Self::Attention];
+
+    /// The parameter's value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Heatmap => "heatmap",
+            Self::Segmentation => "segmentation",
+            Self::Attention => "attention",
+        }
+    }
+
+    /// The switch's caption.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::Heatmap => "Heatmap",
+            Self::Segmentation => "Segmentation",
+            Self::Attention => "Attention",
+        }
+    }
+}
+
 /// One control changed: what the user did, applied by the reducer to the current parameters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Edit {
@@ -155,10 +224,18 @@ pub enum Edit {
     Method(Method),
     /// Raw CLIP beside surgery.
     Compare(bool),
+    /// Heatmap, segmentation or attention.
+    View(View),
+    /// The attention view's query patch.
+    AttentionAt([usize; 2]),
+    /// The attention view's block (`None`: the last).
+    Block(Option<usize>),
     /// Heatmap colours.
     Colormap(Colormap),
     /// Heat weight (clamped to [0, 1]).
     Opacity(f32),
+    /// Segmentation's background threshold (clamped to [0, 1]).
+    Threshold(f32),
     /// Presence threshold (clamped to [`PRESENCE_RANGE`]).
     Presence(f32),
 }
@@ -175,7 +252,11 @@ impl Params {
             Edit::Method(m) => self.method = m,
             Edit::Compare(c) => self.compare = c,
             Edit::Colormap(c) => self.colormap = c,
+            Edit::View(v) => self.view = v,
+            Edit::AttentionAt(at) => self.at = Some(at),
+            Edit::Block(b) => self.block = b,
             Edit::Opacity(o) => self.opacity = o.clamp(0.0, 1.0),
+            Edit::Threshold(t) => self.threshold = t.clamp(0.0, 1.0),
             Edit::Presence(t) => self.presence = t.clamp(PRESENCE_RANGE.0, PRESENCE_RANGE.1),
         }
     }
@@ -244,6 +325,26 @@ impl Params {
                     _ => warnings.push(format!(
                         "simd={value} is neither baseline nor relaxed; using relaxed SIMD where the browser has it"
                     )),
+                },
+                "view" => match View::ALL.into_iter().find(|v| v.name() == value) {
+                    Some(v) => p.view = v,
+                    None => warnings.push(format!(
+                        "view={value} is not heatmap, segmentation or attention; showing the heatmap"
+                    )),
+                },
+                "at" => match parse_pair(value) {
+                    Some(at) => p.at = Some(at),
+                    None => warnings.push(format!(
+                        "at={value} is not a patch row,col (e.g. 3,5); click the picture to pick one"
+                    )),
+                },
+                "block" => match value.parse::<usize>() {
+                    Ok(b) if b < MAX_BLOCKS => p.block = Some(b),
+                    _ => warnings.push(format!("block={value} is not a block number; using the last")),
+                },
+                "threshold" => match value.parse::<f32>() {
+                    Ok(t) if (0.0..=1.0).contains(&t) => p.threshold = t,
+                    _ => warnings.push(format!("threshold={value} must be between 0 and 1")),
                 },
                 "colormap" => match value.parse() {
                     Ok(c) => p.colormap = c,
@@ -316,11 +417,23 @@ impl Params {
         if let Some(simd) = self.simd {
             out.push(("simd", simd.name().into()));
         }
+        if self.view != d.view {
+            out.push(("view", self.view.name().into()));
+        }
+        if let Some([row, col]) = self.at {
+            out.push(("at", format!("{row},{col}")));
+        }
+        if let Some(block) = self.block {
+            out.push(("block", block.to_string()));
+        }
         if self.colormap != d.colormap {
             out.push(("colormap", self.colormap.name().into()));
         }
         if (self.opacity - d.opacity).abs() > 1e-6 {
             out.push(("opacity", format_opacity(self.opacity)));
+        }
+        if (self.threshold - d.threshold).abs() > 1e-6 {
+            out.push(("threshold", format_opacity(self.threshold)));
         }
         if (self.presence - d.presence).abs() > 1e-6 {
             out.push(("presence", format_presence(self.presence)));
@@ -329,6 +442,16 @@ impl Params {
             out.push(("embed", "1".into()));
         }
         out
+    }
+
+    /// The attention rows the worker should compute: in the attention view, once a patch is
+    /// chosen.
+    pub fn attention(&self) -> Option<AttentionAt> {
+        let patch = self.at.filter(|_| self.view == View::Attention)?;
+        Some(AttentionAt {
+            block: self.block,
+            patch,
+        })
     }
 
     /// The active query: `None` when it is empty, an error (for the user) when clip-core's
@@ -400,6 +523,12 @@ pub fn format_opacity(o: f32) -> String {
     s.trim_end_matches('0').trim_end_matches('.').to_string()
 }
 
+/// `"3,5"` → `[3, 5]`.
+fn parse_pair(value: &str) -> Option<[usize; 2]> {
+    let (a, b) = value.split_once(',')?;
+    Some([a.trim().parse().ok()?, b.trim().parse().ok()?])
+}
+
 /// The presence threshold with at most three decimals (`0.01`, `-0.005`).
 pub fn format_presence(t: f32) -> String {
     let s = format!("{t:.3}");
@@ -429,8 +558,12 @@ mod tests {
             ("device", "cpu"),
             ("threads", "2"),
             ("simd", "baseline"),
+            ("view", "attention"),
+            ("at", "3,5"),
+            ("block", "7"),
             ("colormap", "viridis"),
             ("opacity", "0.35"),
+            ("threshold", "0.4"),
             ("presence", "-0.015"),
             ("embed", "1"),
         ];
@@ -455,6 +588,10 @@ mod tests {
         assert!(written.contains(&("labels", "cat,dog,bird".into())));
         assert!(written.contains(&("opacity", "0.35".into())));
         assert!(written.contains(&("presence", "-0.015".into())));
+        assert!(written.contains(&("threshold", "0.4".into())));
+        assert_eq!(p.view, View::Attention);
+        assert_eq!((p.at, p.block), (Some([3, 5]), Some(7)));
+        assert!(written.contains(&("at", "3,5".into())));
         // Labels come back normalised (trimmed, blanks dropped); everything else unchanged.
         let (again, _) = Params::from_pairs(written);
         assert_eq!(
@@ -491,8 +628,12 @@ mod tests {
             ("colormap", "rainbow"),
             ("method", "magic"),
             ("presence", "0.5"),
+            ("view", "pie"),
+            ("threshold", "-1"),
+            ("at", "3"),
+            ("block", "x"),
         ]);
-        assert_eq!(warnings.len(), 5, "{warnings:?}");
+        assert_eq!(warnings.len(), 9, "{warnings:?}");
         assert_eq!(p, Params::default());
     }
 

@@ -1,8 +1,10 @@
 //! The pixels the canvases show, as pure functions (tested natively): the preview image with a
-//! label's similarity map blended over it, thumbnails, and point markers in preview pixels.
+//! label's similarity map or the segmentation blended over it, thumbnails, and point markers in
+//! preview pixels.
 
 use clip_core::output::colormap::{blend, colorize};
 use clip_core::output::points::Points;
+use clip_core::output::segmentation::{BACKGROUND, mask_palette};
 use image::RgbaImage;
 
 /// An RGBA picture (the preview the worker sends, or a thumbnail of it).
@@ -60,6 +62,36 @@ pub fn overlay(picture: &Picture, map: &[f32], lut: &[[u8; 3]], opacity: f32) ->
         pixel[3] = 255;
     }
     out
+}
+
+/// The picture with each labelled pixel of `mask` (the picture's size, one label index a pixel)
+/// blended towards its label's colour with weight `alpha` — the colours of the CLI's overlays
+/// and mask PNGs. Background pixels keep the picture, and so do all but `isolate`'s when one
+/// label is isolated.
+pub fn overlay_segmentation(
+    picture: &Picture,
+    mask: &[u8],
+    alpha: f32,
+    isolate: Option<usize>,
+) -> Vec<u8> {
+    let palette = mask_palette();
+    let mut out = picture.rgba.clone();
+    for (pixel, &label) in out.chunks_exact_mut(4).zip(mask) {
+        pixel[3] = 255;
+        let shown = label != BACKGROUND && isolate.is_none_or(|i| i == usize::from(label));
+        if shown {
+            for (channel, c) in pixel.iter_mut().zip(palette[usize::from(label)]) {
+                *channel = blend(*channel, c, alpha);
+            }
+        }
+    }
+    out
+}
+
+/// The colour of label `i` in segmentations, as CSS.
+pub fn segment_colour(i: usize) -> String {
+    let [r, g, b] = mask_palette()[i.min(255)];
+    format!("#{r:02x}{g:02x}{b:02x}")
 }
 
 /// A point marker in picture pixels.
@@ -133,6 +165,41 @@ mod tests {
         let lut = Colormap::Viridis.lut();
         let out = overlay(&picture, &map(&picture, &[0.3; 4], [2, 2]), &lut, 1.0);
         assert!(out.chunks(4).all(|p| p[..3] == lut[0]));
+    }
+
+    #[test]
+    fn segments_are_coloured_background_and_isolation_keep_the_picture() {
+        let picture = grey(3, 1, 100);
+        let mask = [0, 1, BACKGROUND];
+        let out = overlay_segmentation(&picture, &mask, 0.5, None);
+        let palette = mask_palette();
+        for (i, &label) in mask.iter().enumerate() {
+            let pixel = &out[i * 4..i * 4 + 4];
+            let expected: Vec<u8> = if label == BACKGROUND {
+                vec![100; 3]
+            } else {
+                palette[usize::from(label)]
+                    .iter()
+                    .map(|&c| blend(100, c, 0.5))
+                    .collect()
+            };
+            assert_eq!(&pixel[..3], &expected[..], "pixel {i}");
+            assert_eq!(pixel[3], 255);
+        }
+        // Label 1 isolated: label 0 goes back to the picture.
+        let only = overlay_segmentation(&picture, &mask, 0.5, Some(1));
+        assert_eq!(&only[..3], &[100; 3]);
+        assert_eq!(&only[4..8], &out[4..8]);
+        assert_eq!(
+            overlay_segmentation(&picture, &mask, 0.0, None),
+            grey(3, 1, 100)
+                .rgba
+                .iter()
+                .enumerate()
+                .map(|(i, &v)| if i % 4 == 3 { 255 } else { v })
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(segment_colour(0), "#800000");
     }
 
     #[test]

@@ -99,7 +99,8 @@ pub fn app() -> Html {
     let results = html! {
         <Results image={s.image.clone()} result={s.shown_result()} params={s.params.clone()}
             on_edit={on_edit.clone()} selected={s.selected} on_select={on_select}
-            running={running} embed={s.params.embed} />
+            running={running} embed={s.params.embed}
+            blocks={s.model_info().map_or(0, |i| i.blocks)} />
     };
     let notices = notices(
         s,

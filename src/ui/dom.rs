@@ -9,6 +9,7 @@ use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
 
 use clip_core::input::query::Method;
 use clip_core::output::explanation::Explanation;
+use clip_core::output::segmentation::Segmentation;
 use clip_protocol::{DeviceKind, RunResult, Timings, js_message};
 
 use crate::params::{KEYS, Params};
@@ -108,6 +109,17 @@ pub fn publish_result(run: &RunResult) {
     };
     if let Ok(value) = js_sys::JSON::parse(&json) {
         announce("last", "clipsurgery:result", &value);
+    }
+}
+
+/// Publishes the segmentation shown: sets `window.clipSurgery.segmentation` (the CLI's
+/// `segment --json`, at the picture's size), dispatches `clipsurgery:segmentation`.
+pub fn publish_segmentation(segmentation: &Segmentation) {
+    let Ok(json) = serde_json::to_string(segmentation) else {
+        return;
+    };
+    if let Ok(value) = js_sys::JSON::parse(&json) {
+        announce("segmentation", "clipsurgery:segmentation", &value);
     }
 }
 

@@ -453,7 +453,12 @@ impl State {
 
     fn edit(&mut self, edit: Edit) {
         let reload = matches!(edit, Edit::Quant(q) if q != self.params.quant);
+        // A new query patch or block for the attention view needs the worker.
+        let attention = matches!(edit, Edit::AttentionAt(_) | Edit::Block(_));
         self.params.apply(edit);
+        if attention && self.run == RunState::Idle && self.result.is_some() {
+            self.run_asked();
+        }
         // A model from this address reloads at the new precision; files wait for a pick.
         if reload
             && let ModelState::Ready(info) = &self.model
@@ -625,6 +630,7 @@ mod tests {
             download_ms: 0.0,
             upload_ms: 0.0,
             patch: 16,
+            blocks: 12,
             max_side: 640,
             memory_bytes: 0.0,
         }

@@ -257,6 +257,245 @@ test('CPU fallback: without WebGPU a note shows, the UI stays responsive, result
   }
 });
 
+/** `clip-surgery segment --json` on the test photo. */
+function cliSegment(args) {
+  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'clip-seg-')), 'seg.json');
+  execFileSync(CLI, [
+    'segment', '--model', path.join(FIXTURES, 'tiny-clip'),
+    '--image', path.join(FIXTURES, 'images/astronaut.png'), '--size', '224',
+    '--labels', LABELS.join(','), ...args, '--json', out,
+  ]);
+  return JSON.parse(fs.readFileSync(out, 'utf8'));
+}
+
+/** The published segmentation once it is for `threshold`'s query (it changes with the slider). */
+async function segmentation(page, background) {
+  await page.waitForFunction((bg) => {
+    const s = window.clipSurgery?.segmentation;
+    return s && (s.mask.includes(255) === bg);
+  }, background, { timeout: RUN_TIMEOUT, polling: 200 });
+  return page.evaluate(() => window.clipSurgery.segmentation);
+}
+
+/** How many pixels two masks disagree on. */
+function maskDiff(a, b) {
+  assert.equal(a.length, b.length);
+  return a.reduce((n, v, i) => n + (v !== b[i]), 0);
+}
+
+test('segmentation view: the CLI\'s mask, a legend with areas, isolating a label, the label under the pointer, the PNG download', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&view=segmentation`);
+    const last = await result(b.page);
+    // The page segments the worker's logits at the picture's size (the photo's own, 512 px):
+    // what `segment` computes from the same model. Wasm and native cosines differ by far less
+    // than TOL, which moves only pixels on a boundary where two labels tie.
+    const logits = reference.logits.flat();
+    const worstLogit = Math.max(...last.logits.flat().map((v, i) => Math.abs(v - logits[i])));
+    assert.ok(worstLogit <= TOL, `logits differ from the CLI by up to ${worstLogit}`);
+    const ref = cliSegment([]);
+    const seg = await segmentation(b.page, false);
+    assert.deepEqual([seg.labels, seg.hw], [ref.labels, ref.hw]);
+    const differ = maskDiff(seg.mask, ref.mask);
+    assert.ok(differ <= seg.mask.length / 100, `${differ} of ${seg.mask.length} pixels differ from the CLI's mask`);
+    console.log(`  segmentation vs CLI: ${differ} of ${seg.mask.length} pixels differ; areas ${seg.area.map((a) => a.toFixed(3))}`);
+
+    // The canvas: each pixel blended towards its label's colour (the CLI's palette) at opacity 0.6.
+    const colours = await b.page.locator('.legend .swatch rect').evaluateAll((els) => els.map((e) => e.getAttribute('fill')));
+    const names = await b.page.locator('.legend .entry .name').allTextContents();
+    const byArea = [...seg.labels.keys()].sort((x, y) => seg.area[y] - seg.area[x]);
+    assert.deepEqual(names, byArea.map((i) => seg.labels[i]), 'legend by area');
+    const areas = await b.page.locator('.legend .area[data-area]').evaluateAll((els) => els.map((e) => Number(e.dataset.area)));
+    assert.deepEqual(areas, byArea.map((i) => seg.area[i]));
+    const rgb = (hex) => [1, 3, 5].map((k) => parseInt(hex.slice(k, k + 2), 16));
+    const palette = new Map(byArea.map((l, k) => [l, rgb(colours[k])]));
+    const blend = (a, c, t) => Math.round(a * (1 - t) + c * t);
+    const expectPixels = (p, isolate) => {
+      let wrong = 0;
+      for (let i = 0; i < seg.mask.length; i += 97) {
+        const l = seg.mask[i];
+        const coloured = l !== 255 && (isolate === undefined || isolate === l);
+        for (let c = 0; c < 3; c++) {
+          const want = coloured ? blend(p.plain[i * 4 + c], palette.get(l)[c], 0.6) : p.plain[i * 4 + c];
+          if (Math.abs(p.shown[i * 4 + c] - want) > 1) wrong++;
+        }
+      }
+      return wrong;
+    };
+    assert.equal(expectPixels(await pixels(b.page, 'canvas.main', 'img/astronaut.png')), 0, 'segment colours');
+
+    // A legend entry isolates its label (by keyboard), a second press shows all again.
+    const biggest = byArea[0];
+    const entry = b.page.locator('.legend .entry').first();
+    await entry.focus();
+    await b.page.keyboard.press('Enter');
+    await b.page.locator('.legend li:first-child .entry[aria-pressed="true"]').waitFor();
+    await b.page.waitForFunction(() => document.querySelectorAll('.legend .entry.dimmed').length > 0);
+    assert.equal(expectPixels(await pixels(b.page, 'canvas.main', 'img/astronaut.png'), biggest), 0, 'isolated');
+    await b.page.keyboard.press('Enter');
+    await b.page.locator('.legend li:first-child .entry[aria-pressed="false"]').waitFor();
+
+    // The label under the pointer: the middle pixel of a row of the second-largest label.
+    const second = byArea[1];
+    const [h, w] = seg.hw;
+    const at = seg.mask.findIndex((v, i) => v === second && seg.mask[i + 1] === second && seg.mask[i - 1] === second);
+    const box = await b.page.locator('canvas.main').boundingBox();
+    await b.page.mouse.move(box.x + ((at % w) + 0.5) * (box.width / w), box.y + (Math.floor(at / w) + 0.5) * (box.height / h));
+    await b.page.locator(`.legend .pointer strong[data-label="${seg.labels[second]}"]`).waitFor();
+
+    // Download PNG saves what the canvas shows.
+    const [download] = await Promise.all([
+      b.page.waitForEvent('download'),
+      b.page.getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'clip-surgery-segmentation.png');
+    const png = fs.readFileSync(await download.path()).toString('base64');
+    const same = await b.page.evaluate(async (png) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${png}`;
+      await img.decode();
+      const c = document.querySelector('canvas.main');
+      const off = new OffscreenCanvas(c.width, c.height);
+      off.getContext('2d').drawImage(img, 0, 0);
+      const a = off.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const b = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      return img.naturalWidth === c.width && a.every((v, i) => v === b[i]);
+    }, png);
+    assert.ok(same, 'the PNG is not the canvas');
+
+    // A probability floor makes background where the winner is unsure, as `segment --threshold`:
+    // at the median of the patches' winning probabilities (softmax(logit scale · cosines)), on
+    // the slider's 0.05 steps, about half of the photo.
+    const winners = reference.logits.map((row) => {
+      const top = Math.max(...row);
+      return 1 / row.reduce((sum, v) => sum + Math.exp(reference.logit_scale * (v - top)), 0);
+    }).sort((x, y) => x - y);
+    const floor = Math.min(0.95, Math.max(0.05, Math.round(winners[winners.length >> 1] * 20) / 20));
+    await b.page.getByLabel(/Background below/).fill(String(floor));
+    await b.page.waitForFunction((v) => new URL(location.href).searchParams.get('threshold') === v, String(floor));
+    const floored = await segmentation(b.page, true);
+    const refFloored = cliSegment(['--threshold', String(floor)]);
+    const differFloored = maskDiff(floored.mask, refFloored.mask);
+    assert.ok(differFloored <= floored.mask.length / 100, `${differFloored} pixels differ from the CLI's mask at threshold ${floor}`);
+    assert.ok(refFloored.mask.some((v) => v !== 255), `threshold ${floor} leaves no label`);
+    console.log(`  threshold ${floor}: ${floored.mask.filter((v) => v === 255).length} background pixels, ${differFloored} differ from the CLI`);
+    await b.page.locator('.legend .entry.background').waitFor();
+
+    // Back to the heatmap: the switch and the address follow.
+    await b.page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Heatmap' }).click();
+    await b.page.waitForFunction(() => !new URL(location.href).searchParams.has('view'));
+    assert.equal(await b.page.locator('.legend').count(), 0);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('multimodal view: a text\'s tokens equal the CLI\'s, the top three are marked, a token button shows its map', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    const text = 'an astronaut holding a flag';
+    await b.page.goto(`${server.origin}/?model=models/tiny&quant=f32&image=img/astronaut.png&size=224&text=${encodeURIComponent(text)}`);
+    const last = await result(b.page);
+    const ref = cli(['--text', text, '--tokens']);
+    assert.deepEqual(last.tokens.map((t) => t.text), ref.tokens.map((t) => t.text));
+    let worst = 0;
+    last.tokens.forEach((t, i) => {
+      worst = Math.max(worst, Math.abs(t.score - ref.tokens[i].score));
+      t.similarity.forEach((v, p) => { worst = Math.max(worst, Math.abs(v - ref.tokens[i].similarity[p])); });
+    });
+    assert.ok(worst <= TOL, `token maps differ from the CLI by up to ${worst}`);
+    const group = b.page.getByRole('group', { name: /Tokens/ });
+    assert.deepEqual(await group.getByRole('button').allTextContents(), ref.tokens.map((t) => t.text));
+    const top = [...last.tokens.keys()].sort((x, y) => last.tokens[y].score - last.tokens[x].score).slice(0, 3);
+    const marked = await group.locator('.token').evaluateAll((els) => els.map((e, i) => (e.classList.contains('top') ? i : -1)).filter((i) => i >= 0));
+    assert.deepEqual(marked, [...top].sort((x, y) => x - y));
+
+    // A token's button draws that token's map: hot where its similarity peaks, different from
+    // the text's map; pressing it again goes back to the text's.
+    const before = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    const checksum = () => b.page.evaluate(() => {
+      const c = document.querySelector('canvas.main');
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0);
+    });
+    const drawnBefore = await checksum();
+    const k = top[0];
+    const button = group.getByRole('button').nth(k);
+    await button.click();
+    await group.locator(`.token:nth-child(${k + 1})[aria-pressed="true"]`).waitFor();
+    await b.page.waitForFunction((sum) => {
+      const c = document.querySelector('canvas.main');
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0) !== sum;
+    }, drawnBefore, { timeout: 10_000 });
+    const shown = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    const changed = shown.shown.filter((v, i) => v !== before.shown[i]).length;
+    assert.ok(changed > 1000, `the token's map looks like the text's (${changed} channel values differ)`);
+    const asToken = { similarity: last.tokens[k].similarity.map((v) => [v]), grid: last.grid };
+    const [x, y] = hotPixel(asToken, 0, shown.width, shown.height);
+    assert.ok(channelDiff(shown, x, y) > 60, `the token's hot pixel (${x}, ${y}) barely differs from the photo`);
+    await button.click();
+    await group.locator(`.token:nth-child(${k + 1})[aria-pressed="false"]`).waitFor();
+    await b.page.waitForFunction((sum) => {
+      const c = document.querySelector('canvas.main');
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0) === sum;
+    }, drawnBefore, { timeout: 10_000 });
+    const again = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    assert.equal(again.shown.filter((v, i) => v !== before.shown[i]).length, 0, 'back to the text\'s map');
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('attention view: a click on a patch gives its q-k and v-v rows in the chosen block, as the CLI computes them', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&view=attention`);
+    await result(b.page);
+    await b.page.getByText(/Click a patch/).first().waitFor();
+    // Patch [6, 4] of the 14×14 grid: click its centre; the CLI gets the same pixel of the
+    // 512-px photo.
+    const [row, col, grid] = [6, 4, 14];
+    const at = [Math.floor(((col + 0.5) * 512) / grid), Math.floor(((row + 0.5) * 512) / grid)];
+    const check = async (block, blockArgs) => {
+      const last = await result(b.page);
+      assert.deepEqual(last.attention.query, [row, col]);
+      const ref = cli(['--labels', LABELS.join(','), '--attention-at', at.join(','), ...blockArgs]).attention;
+      assert.equal(last.attention.block, ref.block);
+      if (block !== undefined) assert.equal(ref.block, block);
+      for (const key of ['qk', 'vv']) {
+        const worst = Math.max(...last.attention[key].map((v, i) => Math.abs(v - ref[key][i])));
+        assert.ok(worst <= TOL, `${key} differs from the CLI by up to ${worst}`);
+        const sum = last.attention[key].reduce((s, v) => s + v, 0);
+        assert.ok(Math.abs(sum - 1) < 1e-4, `${key} sums to ${sum}`);
+      }
+      await b.page.locator(`.figures[data-block="${ref.block}"][data-query="${row},${col}"]`).waitFor();
+      return last;
+    };
+    await clearLast(b.page);
+    const box = await b.page.locator('canvas.main').boundingBox();
+    await b.page.mouse.click(box.x + ((col + 0.5) / grid) * box.width, box.y + ((row + 0.5) / grid) * box.height);
+    await b.page.waitForFunction((v) => new URL(location.href).searchParams.get('at') === v, `${row},${col}`);
+    const last = await check(undefined, []);
+    // Both rows are drawn, hot where each peaks.
+    for (const [index, key] of [[0, 'qk'], [1, 'vv']]) {
+      const p = await pixels(b.page, `.figures figure:nth-child(${index + 1}) canvas`, 'img/astronaut.png');
+      const asMap = { similarity: last.attention[key].slice(1).map((v) => [v]), grid: last.grid };
+      const [x, y] = hotPixel(asMap, 0, p.width, p.height);
+      assert.ok(channelDiff(p, x, y) > 60, `${key}: the peak (${x}, ${y}) barely differs from the photo`);
+    }
+    // Another block, by its picker: a new run, and the address keeps it.
+    await clearLast(b.page);
+    await b.page.getByLabel('Block').selectOption('2');
+    await b.page.waitForFunction(() => new URL(location.href).searchParams.get('block') === '2');
+    await check(2, ['--block', '2']);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
 test('simd=baseline runs the threaded build without relaxed SIMD, with the same results', { timeout: RUN_TIMEOUT }, async () => {
   const b = await open({ webgpu: false });
   try {

@@ -97,6 +97,16 @@ SLIDE = (336, 224, 112)
 SLIDE_IMAGES = ["chelsea"]
 SEG_BACKGROUND_WORDS = 1
 SEG_THRESHOLD = 0.3
+# The multimodal view (paper §5.6): a sentence's tokens, SOT to EOT, each the text
+# tower's final state (ln_final) at that token, projected and L2-normalised, as the
+# class set of feature surgery against the surgery tokens; a score per token (cosine
+# with the CLS feature). Goldens "tokens.{case}.similarity" ([N, T], patches only)
+# and "tokens.{case}.score" ([T]) for these cases, raw CLIP's cosines for the raw ones.
+TOKENS_TEXT = "A photo of an astronaut with a flag, café!"
+TOKEN_CASES = ["astronaut.224", "astronaut.224x320"]
+# The attention view (Fig. 1): case -> (block, query token (0 = class token, 1 + row·gw + col
+# for a patch)), golden "attention.{case}" = [2, 1+N]: q-k row, v-v row, head-averaged.
+ATTENTION_CASES = {"astronaut.224": (7, 1 + 6 * 14 + 4), "astronaut.224x320": (3, 1 + 2 * 20 + 17)}
 MAP_SIZE = (97, 131)  # (H, W) of the golden similarity maps; deliberately odd and non-square
 CONTEXT_LENGTH = 77
 
@@ -342,6 +352,33 @@ def text_features(model: CLIPModel, ids: torch.Tensor) -> torch.Tensor:
     return out if isinstance(out, torch.Tensor) else out.pooler_output
 
 
+def token_features(model: CLIPModel, text: str) -> torch.Tensor:
+    """Every token's feature, SOT to the first EOT: ``last_hidden_state`` (ln_final is
+    applied to all tokens; under the causal mask the padding after EOT changes nothing
+    before it) times ``text_projection``, L2-normalised. [T, E]."""
+    ids = tokenize([text])
+    eot = int(ids[0].argmax())
+    states = model.text_model(input_ids=ids).last_hidden_state[0, : eot + 1]
+    return l2_normalize(model.text_projection(states))
+
+
+def token_texts(text: str) -> list[str]:
+    """How each token of ``text`` reads: the BPE string, byte symbols decoded, ``</w>``
+    dropped; SOT and EOT under OpenAI's names."""
+    bpe = open_clip.tokenizer._tokenizer
+    ids = tokenize([text])[0]
+    out = []
+    for i in ids[: int(ids.argmax()) + 1].tolist():
+        if i == bpe.sot_token_id:
+            out.append("<|startoftext|>")
+        elif i == bpe.eot_token_id:
+            out.append("<|endoftext|>")
+        else:
+            symbols = bpe.decoder[i].replace("</w>", "")
+            out.append(bytearray(bpe.byte_decoder[c] for c in symbols).decode("utf-8", errors="replace"))
+    return out
+
+
 def l2_normalize(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True)
 
@@ -442,6 +479,24 @@ class SurgeryViT:
         x_ori = x_ori + x_ori_res
         x_ori = x_ori + layer.mlp(layer.layer_norm2(x_ori))
         return x + x_res, x_ori
+
+    def attention_rows(self, pixels: torch.Tensor, block: int, query: int) -> torch.Tensor:
+        """Block ``block``'s attention of token ``query`` (0 = class token), averaged over
+        heads: [2, 1+N], the q-k row (the original path's) then the v-v row (the surgery
+        path's), both from ln_1 of the original path — the only input either attention reads
+        (the surgery path's own stream never feeds an attention), so the original path here
+        is raw CLIP's."""
+        x, _ = self.embed(pixels)
+        for layer in self.layers[:block]:
+            x = self.standard_block(layer, x)
+        attn = self.layers[block].self_attn
+        h = self.layers[block].layer_norm1(x)
+        q, k, v = (self._split(p(h)) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
+        rows = []
+        for a, b in ((q, k), (v, v)):
+            weights = ((a[:, :, query : query + 1] @ b.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+            rows.append(weights[0, :, 0].mean(dim=0))
+        return torch.stack(rows)
 
     # -- encoders ------------------------------------------------------------
 
@@ -607,6 +662,7 @@ class Goldens:
         self.parts = torch.stack([table[t] for t in parts])
         self.prompt_ids = tokenize(PROMPTS)
         self.prompts = text_features(model, self.prompt_ids)
+        self.tokens = token_features(model, TOKENS_TEXT)
 
     def text_tensors(self) -> dict[str, torch.Tensor]:
         return {
@@ -643,6 +699,13 @@ class Goldens:
             f"map.{prefix}.raw": similarity_map(sim_raw[1:], grid, MAP_SIZE),
             f"cls.{prefix}": cls,
         }
+        if prefix in ATTENTION_CASES:
+            block, query = ATTENTION_CASES[prefix]
+            tensors[f"attention.{prefix}"] = self.vit.attention_rows(pixels, block, query)
+        if prefix in TOKEN_CASES:
+            tensors[f"tokens.{prefix}.similarity"] = feature_surgery_labels(surgery, self.tokens)[1:]
+            tensors[f"tokens.{prefix}.score"] = raw[0] @ self.tokens.t()
+            tensors[f"tokens.{prefix}.raw"] = (raw @ self.tokens.t())[1:]
 
         # demo.py's combined prompt: negatives from the mean map, then each part's positives.
         mean_pts, mean_pos = similarity_points(sim_combined[:, 0], grid, shape)
@@ -863,6 +926,8 @@ def main() -> None:
         "prompts": PROMPTS,
         "prompt_ids": gold.prompt_ids.tolist(),
         "map_size": list(MAP_SIZE),
+        "tokens": {"text": TOKENS_TEXT, "texts": token_texts(TOKENS_TEXT), "cases": TOKEN_CASES},
+        "attention": {case: {"block": b, "query": q} for case, (b, q) in ATTENTION_CASES.items()},
         "segmentation": {"cases": SEG_CASES, "background_words": SEG_BACKGROUND_WORDS,
                          "threshold": SEG_THRESHOLD, "slide": list(SLIDE), "slide_images": SLIDE_IMAGES},
         "logit_scale": model.logit_scale.item(),

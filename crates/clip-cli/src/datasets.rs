@@ -238,8 +238,8 @@ impl Layout {
     }
 }
 
-/// One name a line, blank lines skipped.
-fn read_names(path: &Path) -> Result<Vec<String>> {
+/// One name a line, trimmed, blank lines skipped.
+pub fn read_names(path: &Path) -> Result<Vec<String>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(text

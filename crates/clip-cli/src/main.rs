@@ -1,6 +1,7 @@
 //! `clip-surgery`: CLIP Surgery on the command line — explain what CLIP looks at in a picture,
 //! tokenize text, on the CPU or natively on wgpu. Same core as the web app.
 
+mod classification;
 mod datasets;
 mod files;
 
@@ -11,6 +12,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use clap::{Parser, Subcommand, ValueEnum};
+use classification::{ClassLayout, Labelled};
 use clip_core::config::ClipConfig;
 use clip_core::input::preprocess::{Preprocessed, decode_image, preprocess, preprocess_image};
 use clip_core::input::query::{Method, Query, split_labels};
@@ -19,10 +21,12 @@ use clip_core::model::Clip;
 use clip_core::model::calibration::{self, Calibration};
 use clip_core::output::colormap::{Colormap, overlay};
 use clip_core::output::evaluation::{Confusion, SegmentationScores};
+use clip_core::output::explainability::{ExplainMetrics, ExplainScores};
 use clip_core::output::explanation::Explanation;
+use clip_core::output::multilabel::{MultiLabel, MultiLabelScores};
 use clip_core::output::segmentation::{Segmentation, overlay_mask};
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
-use clip_core::surgery::explain::{Stage, explain};
+use clip_core::surgery::explain::{Extras, Stage, explain, explain_with, label_scores};
 use clip_core::surgery::segment::{Score, SegmentQuery, Slide, segment_image, segment_sliding};
 use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
@@ -79,6 +83,17 @@ enum Command {
         /// Comma-separated label set (label-set mode).
         #[arg(long)]
         labels: Option<String>,
+        /// With --text: also a map and a score per token of the text, SOT to EOT (the paper's
+        /// multimodal visualisation: the tokens are the class set of feature surgery).
+        #[arg(long, requires = "text")]
+        tokens: bool,
+        /// Also the attention row of the patch under pixel X,Y of the image (paper Fig. 1):
+        /// q-k (raw CLIP's) beside v-v (CLIP Surgery's), averaged over heads.
+        #[arg(long, value_name = "X,Y")]
+        attention_at: Option<String>,
+        /// The block of --attention-at (0-based; default: the last).
+        #[arg(long, requires = "attention_at")]
+        block: Option<usize>,
         /// Model input size in pixels: S, or HxW (multiples of the patch size).
         #[arg(long, default_value = "224")]
         size: String,
@@ -227,6 +242,86 @@ enum Command {
         #[arg(long, default_value = "f32")]
         quant: Scheme,
     },
+    /// The paper's explainability metrics over a segmentation dataset: for every image and
+    /// every class in its truth, the class's similarity map (label set = the dataset's classes)
+    /// thresholded at 0.05 … 0.95 against the class's pixels — mIoU per threshold and the best
+    /// — and the mean score contrast (mSC).
+    EvalExplain {
+        /// A checkpoint or weight pack, as for `explain`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The dataset's directory layout (as for `eval-seg`).
+        #[arg(long, value_enum)]
+        dataset: Layout,
+        /// The dataset's root directory.
+        #[arg(long)]
+        root: PathBuf,
+        /// Names to query instead of the dataset's class names (one a line).
+        #[arg(long)]
+        classes: Option<PathBuf>,
+        /// Model input size: S, or HxW.
+        #[arg(long, default_value = "224")]
+        size: String,
+        /// Surgery, or raw CLIP's maps as the baseline.
+        #[arg(long, value_enum, default_value = "surgery")]
+        method: MethodArg,
+        /// Evaluate the first N images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write {"thresholds", "miou_at", "best_threshold", "best_miou", "msc", "pairs"}.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        /// Quantize a checkpoint on load; a pack keeps its own scheme.
+        #[arg(long, default_value = "f32")]
+        quant: Scheme,
+    },
+    /// Multi-label recognition: mAP of CLIP Surgery's score (feature surgery on the CLS token)
+    /// beside CLIP's softmax score, over a folder with a labels file or a VOC, COCO or
+    /// NUS-WIDE layout.
+    EvalMultilabel {
+        /// A checkpoint or weight pack, as for `explain`.
+        #[arg(long)]
+        model: PathBuf,
+        /// The images of --labels-file (paths in it are relative to this folder).
+        #[arg(long, requires = "labels_file", conflicts_with = "dataset")]
+        images: Option<PathBuf>,
+        /// {"classes": [names], "images": {"<path under --images>": [names it has]}}.
+        #[arg(long, requires = "images")]
+        labels_file: Option<PathBuf>,
+        /// A standard layout instead of --images/--labels-file.
+        #[arg(
+            long,
+            value_enum,
+            requires = "root",
+            required_unless_present = "images"
+        )]
+        dataset: Option<ClassLayout>,
+        /// The dataset's root directory.
+        #[arg(long)]
+        root: Option<PathBuf>,
+        /// The split of --dataset (VOC: test, val…; COCO: val2017…; NUS-WIDE: test, train).
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Model input size: S, or HxW.
+        #[arg(long, default_value = "224")]
+        size: String,
+        /// Evaluate the first N images only.
+        #[arg(long)]
+        limit: Option<usize>,
+        /// Write {"map_surgery", "map_clip", "per_class": {name: {"surgery", "clip",
+        /// "positives"}}, "images"}.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+        /// Quantize a checkpoint on load; a pack keeps its own scheme.
+        #[arg(long, default_value = "f32")]
+        quant: Scheme,
+    },
     /// Convert a checkpoint into a weight pack for the web: ≤ 64 MB shards + manifest.json.
     Convert {
         /// A Hugging Face CLIPModel directory or an OpenAI/open_clip-named .safetensors file.
@@ -344,6 +439,9 @@ fn run(cli: Cli) -> Result<()> {
             image,
             text,
             labels,
+            tokens,
+            attention_at,
+            block,
             size,
             method,
             out,
@@ -365,15 +463,22 @@ fn run(cli: Cli) -> Result<()> {
             }
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
             let (picture, pre) = read_image(&image, input_hw)?;
+            let at = attention_at.as_deref().map(parse_point).transpose()?;
             let (clip, mut bank) = load_model(&model, quant, device)?;
+            let attention = match at {
+                Some(xy) => Some(attention_query(&clip, &pre, xy, block)?),
+                None => None,
+            };
+            let extras = Extras { tokens, attention };
             let bar = stage_bar();
-            let explanation = pollster::block_on(explain(
+            let explanation = pollster::block_on(explain_with(
                 &clip,
                 &tokenizer,
                 &pre,
                 &query,
                 method.into(),
                 &mut bank,
+                extras,
                 stage_progress(&bar, "maps and points"),
             ));
             bar.finish_and_clear();
@@ -381,10 +486,7 @@ fn run(cli: Cli) -> Result<()> {
             for label in &explanation.truncated {
                 eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
             }
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string(&explanation)? + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
+            write_json(json.as_deref(), &explanation)?;
             if let Some(path) = out {
                 write_overlays(&path, &picture, &explanation, colormap, opacity)?;
             }
@@ -431,11 +533,59 @@ fn run(cli: Cli) -> Result<()> {
                 limit,
             };
             let scores = eval_seg(&model, &dataset, &run, device, quant)?;
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string(&scores)? + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
+            write_json(json.as_deref(), &scores)?;
             print_scores(&scores);
+            Ok(())
+        }
+        Command::EvalExplain {
+            model,
+            dataset,
+            root,
+            classes,
+            size,
+            method,
+            limit,
+            json,
+            device,
+            quant,
+        } => {
+            let dataset = Dataset::open(dataset, &root, classes.as_deref())?;
+            let input_hw = parse_size(&size)?;
+            let scores = eval_explain(
+                &model,
+                &dataset,
+                input_hw,
+                method.into(),
+                limit,
+                device,
+                quant,
+            )?;
+            write_json(json.as_deref(), &scores)?;
+            print_explain_scores(&scores);
+            Ok(())
+        }
+        Command::EvalMultilabel {
+            model,
+            images,
+            labels_file,
+            dataset,
+            root,
+            split,
+            size,
+            limit,
+            json,
+            device,
+            quant,
+        } => {
+            let set = match (images, labels_file, dataset, root) {
+                (Some(images), Some(file), _, _) => Labelled::from_file(&images, &file)?,
+                (_, _, Some(layout), Some(root)) => Labelled::open(layout, &root, &split)?,
+                _ => bail!("give --images and --labels-file, or --dataset and --root"),
+            };
+            let input_hw = parse_size(&size)?;
+            let scores = eval_multilabel(&model, &set, input_hw, limit, device, quant)?;
+            write_json(json.as_deref(), &scores)?;
+            print_multilabel(&scores);
             Ok(())
         }
         Command::Segment {
@@ -500,10 +650,7 @@ fn run(cli: Cli) -> Result<()> {
             });
             bar.finish_and_clear();
             let segmentation = segmentation?;
-            if let Some(path) = json {
-                std::fs::write(&path, serde_json::to_string(&segmentation)? + "\n")
-                    .with_context(|| format!("writing {}", path.display()))?;
-            }
+            write_json(json.as_deref(), &segmentation)?;
             if let Some(path) = mask {
                 files::write_mask_png(&path, &segmentation)?;
                 eprintln!("wrote {}", path.display());
@@ -546,24 +693,12 @@ fn eval_seg(
     let tokenizer = load_tokenizer(None)?;
     let (clip, mut bank) = load_model(model, quant, device)?;
     // The labels' text once, before the images.
-    let bar = stage_bar();
-    let mut report = stage_progress(&bar, "");
-    let encoded = pollster::block_on(bank.features(&clip, &tokenizer, &texts, |done, total| {
-        report(Stage::Text(done, total))
-    }));
-    bar.finish_and_clear();
-    encoded?;
+    encode_labels(&clip, &tokenizer, &mut bank, &texts)?;
     let mut confusion = Confusion::new(dataset.classes.len());
-    let bar = ProgressBar::new(samples.len() as u64).with_style(
-        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed} ETA {eta}")
-            .expect("static template")
-            .progress_chars("=> "),
-    );
-    bar.set_message("segmenting images");
+    let bar = images_bar(samples.len(), "segmenting images");
     for sample in samples {
         let name = sample.image.display();
-        let bytes = std::fs::read(&sample.image).with_context(|| format!("reading {name}"))?;
-        let picture = decode_image(&bytes).with_context(|| format!("image {name}"))?;
+        let picture = dataset_image(&sample.image)?;
         let segmentation = match slide {
             Some(slide) => pollster::block_on(segment_sliding(
                 &clip,
@@ -609,6 +744,170 @@ fn eval_seg(
         &dataset.classes,
         samples.len(),
     ))
+}
+
+/// Writes `value` as JSON to `path`, if given.
+fn write_json(path: Option<&Path>, value: &impl serde::Serialize) -> Result<()> {
+    if let Some(path) = path {
+        std::fs::write(path, serde_json::to_string(value)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// A bar over the images of a dataset, with ETA.
+fn images_bar(len: usize, message: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len} {elapsed} ETA {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
+}
+
+/// Encodes `texts` into `bank` with a progress bar, before the images.
+fn encode_labels(
+    clip: &Clip,
+    tokenizer: &ClipTokenizer,
+    bank: &mut TextBank,
+    texts: &[String],
+) -> Result<()> {
+    let bar = stage_bar();
+    let mut report = stage_progress(&bar, "");
+    let encoded = pollster::block_on(bank.features(clip, tokenizer, texts, |done, total| {
+        report(Stage::Text(done, total))
+    }));
+    bar.finish_and_clear();
+    encoded?;
+    Ok(())
+}
+
+/// Reads and decodes one dataset image.
+fn dataset_image(path: &Path) -> Result<image::RgbImage> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    decode_image(&bytes).with_context(|| format!("image {}", path.display()))
+}
+
+fn eval_explain(
+    model: &Path,
+    dataset: &Dataset,
+    input_hw: [usize; 2],
+    method: Method,
+    limit: Option<usize>,
+    device: DeviceArg,
+    quant: Scheme,
+) -> Result<ExplainScores> {
+    let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
+    let query = Query::label_set(dataset.labels.clone())?;
+    let tokenizer = load_tokenizer(None)?;
+    let (clip, mut bank) = load_model(model, quant, device)?;
+    encode_labels(&clip, &tokenizer, &mut bank, &dataset.labels)?;
+    let mut metrics = ExplainMetrics::default();
+    let bar = images_bar(samples.len(), "explaining images");
+    for sample in samples {
+        let name = sample.image.display();
+        let picture = dataset_image(&sample.image)?;
+        let pre = preprocess_image(&picture, input_hw)?;
+        let explanation = pollster::block_on(explain(
+            &clip,
+            &tokenizer,
+            &pre,
+            &query,
+            method,
+            &mut bank,
+            |_| {},
+        ))
+        .with_context(|| format!("explaining {name}"))?;
+        let (truth, hw) = dataset.truth(sample)?;
+        if hw != pre.original_hw {
+            bail!(
+                "{} is {}×{} px, its image {name} {}×{}",
+                sample.truth.display(),
+                hw[1],
+                hw[0],
+                pre.original_hw[1],
+                pre.original_hw[0]
+            );
+        }
+        // Each queried class present in the truth is one pair (the background class, not
+        // queried, is never one).
+        for (i, &class) in dataset.label_class.iter().enumerate() {
+            if truth.contains(&class) {
+                metrics
+                    .add(&explanation.map(i, hw), &truth, class)
+                    .with_context(|| format!("{}", sample.truth.display()))?;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(metrics.scores())
+}
+
+fn print_explain_scores(scores: &ExplainScores) {
+    for (t, miou) in scores.thresholds.iter().zip(&scores.miou_at) {
+        println!("t {t:.2}  mIoU {:6.2} %", miou * 100.0);
+    }
+    let or_dash = |v: Option<f64>, f: fn(f64) -> String| v.map_or("—".to_string(), f);
+    println!(
+        "best mIoU {} % at t {}, mSC {}, {} (image, class) pairs",
+        or_dash(scores.best_miou, |m| format!("{:.2}", m * 100.0)),
+        scores
+            .best_threshold
+            .map_or("—".to_string(), |t| format!("{t:.2}")),
+        or_dash(scores.msc, |m| format!("{m:.2}")),
+        scores.pairs
+    );
+}
+
+fn eval_multilabel(
+    model: &Path,
+    set: &Labelled,
+    input_hw: [usize; 2],
+    limit: Option<usize>,
+    device: DeviceArg,
+    quant: Scheme,
+) -> Result<MultiLabelScores> {
+    let images = &set.images[..limit.unwrap_or(usize::MAX).min(set.images.len())];
+    // The same checks as any label set (no label twice, none empty).
+    let Query::Labels(labels) = Query::label_set(set.classes.clone())? else {
+        bail!("multi-label recognition needs a label set");
+    };
+    let tokenizer = load_tokenizer(None)?;
+    let (clip, mut bank) = load_model(model, quant, device)?;
+    encode_labels(&clip, &tokenizer, &mut bank, &labels)?;
+    let mut metrics = MultiLabel::new(labels.len());
+    let bar = images_bar(images.len(), "scoring images");
+    for (path, truth) in images {
+        let picture = dataset_image(path)?;
+        let pre = preprocess_image(&picture, input_hw)?;
+        let scores = pollster::block_on(label_scores(&clip, &tokenizer, &pre, &labels, &mut bank))
+            .with_context(|| format!("scoring {}", path.display()))?;
+        metrics.add(scores.surgery, scores.clip, truth.clone())?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    Ok(metrics.scores(&set.classes))
+}
+
+fn print_multilabel(scores: &MultiLabelScores) {
+    let percent = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{:.2}", v * 100.0));
+    println!("{:>24}  {:>8}  {:>8}  positives", "AP %", "surgery", "CLIP");
+    for (name, ap) in &scores.per_class {
+        println!(
+            "{name:>24}  {:>8}  {:>8}  {}",
+            percent(ap.surgery),
+            percent(ap.clip),
+            ap.positives
+        );
+    }
+    println!(
+        "mAP: CLIP Surgery {} %, CLIP {} %, {} images",
+        percent(scores.map_surgery),
+        percent(scores.map_clip),
+        scores.images
+    );
 }
 
 fn print_scores(scores: &SegmentationScores) {
@@ -658,6 +957,38 @@ fn load_tokenizer(path: Option<&Path>) -> Result<ClipTokenizer> {
         None => TOKENIZER_JSON.to_vec(),
     };
     Ok(ClipTokenizer::from_bytes(&bytes)?)
+}
+
+/// `X,Y` pixel coordinates.
+fn parse_point(text: &str) -> Result<[usize; 2]> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<usize>()
+            .with_context(|| format!("bad --attention-at {text:?}: expected X,Y in pixels"))
+    };
+    match text.split_once(',') {
+        Some((x, y)) => Ok([parse(x)?, parse(y)?]),
+        None => bail!("bad --attention-at {text:?}: expected X,Y in pixels"),
+    }
+}
+
+/// The attention query of pixel `[x, y]` of the image: the block (default the last) and the
+/// grid patch that covers the pixel once the image is resized to the input.
+fn attention_query(
+    clip: &Clip,
+    pre: &Preprocessed,
+    [x, y]: [usize; 2],
+    block: Option<usize>,
+) -> Result<(usize, [usize; 2])> {
+    let [h, w] = pre.original_hw;
+    if x >= w || y >= h {
+        bail!("--attention-at {x},{y} is outside the {w}×{h} image");
+    }
+    let [gh, gw] = clip
+        .vision_model
+        .grid_for(pre.input_hw[0], pre.input_hw[1])?;
+    let block = block.unwrap_or(clip.config.vision.tower.layers - 1);
+    Ok((block, [y * gh / h, x * gw / w]))
 }
 
 /// `224` → 224×224; `224x320` → H×W.
@@ -1078,6 +1409,30 @@ fn print_summary(explanation: &Explanation) {
             "{label:>24}  p={score:.3}{surgery}  points: {positives} positive, {} negative",
             points.positive.len() - positives
         );
+    }
+    if let Some(a) = &explanation.attention {
+        let [gh, gw] = explanation.grid;
+        let top = |row: &[f32]| {
+            let best = (1..row.len()).max_by(|&a, &b| row[a].total_cmp(&row[b]));
+            best.map_or("—".to_string(), |i| {
+                format!("patch [{}, {}]", (i - 1) / gw, (i - 1) % gw)
+            })
+        };
+        println!(
+            "attention of patch {:?} in block {} (grid {gh}×{gw}): q-k peaks at {}, v-v at {}",
+            a.query,
+            a.block,
+            top(&a.qk),
+            top(&a.vv)
+        );
+    }
+    if !explanation.tokens.is_empty() {
+        let top = explanation.top_tokens(3);
+        println!("tokens (cosine with the image; * the top three):");
+        for (i, token) in explanation.tokens.iter().enumerate() {
+            let mark = if top.contains(&i) { "*" } else { " " };
+            println!("{mark}{:>23}  {:+.4}", token.text, token.score);
+        }
     }
 }
 

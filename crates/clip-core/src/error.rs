@@ -96,6 +96,26 @@ pub enum ClipError {
     /// No labels or text to explain.
     #[error("nothing to explain: give a text or at least one label")]
     EmptyQuery,
+    /// An attention row of a block or token the model does not have.
+    #[error("no attention row for token {query} in block {block}: the model has blocks 0–{} and {tokens} tokens", .blocks.saturating_sub(1))]
+    BadAttentionQuery {
+        /// The block asked for.
+        block: usize,
+        /// Blocks in the image tower.
+        blocks: usize,
+        /// The token asked for.
+        query: usize,
+        /// Tokens of the input (class token included).
+        tokens: usize,
+    },
+    /// Per-token maps were asked for a label set.
+    #[error("token maps explain one text (--text), not a label set")]
+    TokensNeedText,
+    /// A result that cannot be segmented: a single text, or one without patch logits.
+    #[error(
+        "segmentation needs a label set of two or more labels (a single text has nothing to compete with)"
+    )]
+    NotSegmentable,
     /// A label appears twice in a label set (its map and points would be ambiguous).
     #[error("the label {0:?} is given twice; each label may appear once")]
     DuplicateLabel(String),

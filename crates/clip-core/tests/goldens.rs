@@ -539,6 +539,22 @@ fn cls_surgery_is_the_same_under_raw_clip_and_absent_for_a_text() {
     let raw = run(Query::Labels(g.labels()), Method::Raw);
     let (shape, sim) = g.f32("sim.astronaut.224.labels");
     assert_close("raw cls_surgery", &raw.cls_surgery, &sim[..shape[1]], TOL);
+    // eval-multilabel's scores from the CLS token alone are the explanation's.
+    let scores = block(clip_core::surgery::explain::label_scores(
+        &model,
+        &tokenizer(),
+        &pre,
+        &g.labels(),
+        &mut TextBank::new(),
+    ))
+    .unwrap();
+    assert_close(
+        "label_scores surgery",
+        &scores.surgery,
+        &sim[..shape[1]],
+        TOL,
+    );
+    assert_close("label_scores clip", &scores.clip, &raw.cls_scores, 1e-6);
     assert!(
         run(Query::Text("cat".into()), Method::Surgery)
             .cls_surgery
@@ -651,6 +667,26 @@ fn segmentation_masks_match_reference() {
                     let n = out.mask.iter().filter(|&&m| usize::from(m) == l).count();
                     assert!((a - n as f32 / out.mask.len() as f32).abs() < 1e-6);
                 }
+                // The explanation's logits segment alike (the app's segmentation view): the
+                // same cosines of the same tokens, so the same mask to the bit.
+                if matches!(kind, "cosine" | "raw") {
+                    let e = block(clip_core::surgery::explain::explain(
+                        &model,
+                        &tokenizer(),
+                        &pre,
+                        &Query::label_set(labels.clone()).unwrap(),
+                        query.method,
+                        &mut bank,
+                        |_| {},
+                    ))
+                    .unwrap();
+                    assert_eq!(e.logit_scale, scale);
+                    let from_logits = e.segment(None, hw).unwrap();
+                    assert!(
+                        from_logits.mask == out.mask,
+                        "{name} seg.{case}.{kind}: the explanation's logits segment differently"
+                    );
+                }
                 eprintln!(
                     "{name} seg.{case}.{kind}: {compared} pixels equal, {close} too close to call"
                 );
@@ -740,4 +776,178 @@ fn sliding_window_segmentation_matches_reference() {
             "seg.{image}.slide ({windows} windows): {compared} pixels equal, {close} too close to call"
         );
     }
+}
+
+/// The multimodal view against the reference (`tokens.{case}.*`): every token's map (feature
+/// surgery with the tokens as the class set; raw CLIP's cosines under `--method raw`), its
+/// score, and how it reads — on every device, within the usual tolerance.
+#[test]
+fn token_maps_match_reference() {
+    use clip_core::surgery::explain::{Extras, explain_with};
+    let tokens = Extras {
+        tokens: true,
+        ..Extras::default()
+    };
+    let g = Goldens::load();
+    let spec = &g.json["tokens"];
+    let text = spec["text"].as_str().unwrap();
+    let texts: Vec<String> = spec["texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    for (name, device) in devices() {
+        let model = load_model(&device);
+        let mut bank = TextBank::new();
+        for case in spec["cases"].as_array().unwrap() {
+            let case = case.as_str().unwrap();
+            let (image, tag) = case.split_once('.').unwrap();
+            let pre = golden_pixels(&g, image, tag, g.image_hw(image));
+            let (_, scores) = g.f32(&format!("tokens.{case}.score"));
+            for (method, key) in [(Method::Surgery, "similarity"), (Method::Raw, "raw")] {
+                let e = block(explain_with(
+                    &model,
+                    &tokenizer(),
+                    &pre,
+                    &Query::text(text).unwrap(),
+                    method,
+                    &mut bank,
+                    tokens,
+                    |_| {},
+                ))
+                .unwrap();
+                let read: Vec<&str> = e.tokens.iter().map(|t| t.text.as_str()).collect();
+                assert_eq!(read, texts, "{name} {case}");
+                let (shape, expected) = g.f32(&format!("tokens.{case}.{key}"));
+                assert_eq!(shape, vec![e.grid[0] * e.grid[1], texts.len()]);
+                for (i, token) in e.tokens.iter().enumerate() {
+                    let what = format!("{name} tokens.{case}.{key} token {i} ({})", token.text);
+                    assert_close(
+                        &what,
+                        &token.similarity,
+                        &column(&expected, texts.len(), i),
+                        TOL,
+                    );
+                }
+                let ours: Vec<f32> = e.tokens.iter().map(|t| t.score).collect();
+                assert_close(&format!("{name} tokens.{case}.score"), &ours, &scores, TOL);
+            }
+        }
+    }
+    // Label sets have no tokens to show.
+    let (_, device) = devices().into_iter().next().unwrap();
+    let model = load_model(&device);
+    let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
+    let refused = block(explain_with(
+        &model,
+        &tokenizer(),
+        &pre,
+        &Query::Labels(g.labels()),
+        Method::Surgery,
+        &mut TextBank::new(),
+        tokens,
+        |_| {},
+    ));
+    assert!(matches!(
+        refused,
+        Err(clip_core::error::ClipError::TokensNeedText)
+    ));
+}
+
+/// The attention view against the reference (`attention.{case}`, Fig. 1): one patch's q-k and
+/// v-v rows in one block, head-averaged, on every device. The rows are probabilities near
+/// 1/N (≈ 5e-3 here) that differ by ~1e-3 between q-k and v-v and between neighbouring
+/// blocks; the reference's f32-vs-f64 gap is 1e-9, so 1e-6 leaves 1000× headroom and still
+/// tells a wrong block, token or path apart.
+#[test]
+fn attention_rows_match_reference() {
+    use clip_core::surgery::explain::{Extras, explain_with};
+    const ATTENTION_TOL: f32 = 1e-6;
+    let g = Goldens::load();
+    for (name, device) in devices() {
+        let model = load_model(&device);
+        let mut bank = TextBank::new();
+        for (case, spec) in g.json["attention"].as_object().unwrap() {
+            let (image, tag) = case.split_once('.').unwrap();
+            let pre = golden_pixels(&g, image, tag, g.image_hw(image));
+            let block = spec["block"].as_u64().unwrap() as usize;
+            let token = spec["query"].as_u64().unwrap() as usize;
+            let gw = model
+                .vision_model
+                .grid_for(pre.input_hw[0], pre.input_hw[1])
+                .unwrap()[1];
+            let query = [(token - 1) / gw, (token - 1) % gw];
+            let extras = Extras {
+                attention: Some((block, query)),
+                ..Extras::default()
+            };
+            let e = block_on_explain(&model, &pre, &g, &mut bank, extras);
+            let rows = e.attention.expect("attention rows");
+            assert_eq!((rows.block, rows.query), (block, query));
+            let (shape, expected) = g.f32(&format!("attention.{case}"));
+            let n = shape[1];
+            assert_close(
+                &format!("{name} {case} q-k"),
+                &rows.qk,
+                &expected[..n],
+                ATTENTION_TOL,
+            );
+            assert_close(
+                &format!("{name} {case} v-v"),
+                &rows.vv,
+                &expected[n..],
+                ATTENTION_TOL,
+            );
+            for row in [&rows.qk, &rows.vv] {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+        }
+        // A block or patch the model does not have is a typed error.
+        let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
+        for bad in [(99, [0, 0]), (0, [14, 0])] {
+            let extras = Extras {
+                attention: Some(bad),
+                ..Extras::default()
+            };
+            let refused = block(explain_with(
+                &model,
+                &tokenizer(),
+                &pre,
+                &Query::Labels(g.labels()),
+                Method::Surgery,
+                &mut bank,
+                extras,
+                |_| {},
+            ));
+            assert!(
+                matches!(
+                    refused,
+                    Err(clip_core::error::ClipError::BadAttentionQuery { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+}
+
+/// `explain_with` on the golden labels.
+fn block_on_explain(
+    model: &clip_core::model::Clip,
+    pre: &Preprocessed,
+    g: &Goldens,
+    bank: &mut TextBank,
+    extras: clip_core::surgery::explain::Extras,
+) -> clip_core::output::explanation::Explanation {
+    block(clip_core::surgery::explain::explain_with(
+        model,
+        &tokenizer(),
+        pre,
+        &Query::Labels(g.labels()),
+        Method::Surgery,
+        bank,
+        extras,
+        |_| {},
+    ))
+    .unwrap()
 }

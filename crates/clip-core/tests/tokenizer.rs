@@ -239,3 +239,34 @@ fn mojibake_is_repaired_before_tokenizing() {
         tokenizer.encode("a photo of a café").unwrap()
     );
 }
+
+/// Tokens read back as text (the multimodal view's token buttons): words without the
+/// end-of-word mark, SOT/EOT by name, byte-level symbols turned back into their characters.
+#[test]
+fn tokens_read_back_as_their_text() {
+    let t = tokenizer();
+    let read = |text: &str| {
+        let tokens = t.encode(text).unwrap();
+        tokens.ids[..=tokens.eot]
+            .iter()
+            .map(|&id| t.token_text(id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        read("A photo of a cat."),
+        [
+            "<|startoftext|>",
+            "a",
+            "photo",
+            "of",
+            "a",
+            "cat",
+            ".",
+            "<|endoftext|>"
+        ]
+    );
+    // Non-ASCII letters are two bytes each, drawn as two byte symbols ("Ã©" for "é").
+    let word = read("café");
+    assert_eq!(word[1..word.len() - 1].concat(), "café");
+    assert_eq!(t.token_text(u32::MAX), format!("<{}>", u32::MAX));
+}

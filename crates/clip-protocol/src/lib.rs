@@ -187,6 +187,19 @@ pub struct ExplainRequest {
     pub method: Method,
     /// Also compute raw CLIP, for the side-by-side view.
     pub compare: bool,
+    /// The attention view: one patch's attention rows.
+    #[serde(default)]
+    pub attention: Option<AttentionAt>,
+}
+
+/// Which attention rows to compute: the patch `[row, col]` of the grid, in `block` (`None`: the
+/// last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttentionAt {
+    /// 0-based block; `None` for the last.
+    pub block: Option<usize>,
+    /// The query patch.
+    pub patch: [usize; 2],
 }
 
 /// A unit of work with a progress bar.
@@ -228,6 +241,8 @@ pub struct ModelInfo {
     pub upload_ms: f64,
     /// The model's patch size: input sides must be multiples of it.
     pub patch: usize,
+    /// Blocks of the image tower (the attention view's choice of block).
+    pub blocks: usize,
     /// The largest square input side this device can run with this model (a multiple of
     /// `patch`): attention's scores must fit the device's buffers and memory.
     pub max_side: usize,
@@ -453,6 +468,10 @@ mod tests {
                 size: [224, 320],
                 method: Method::Raw,
                 compare: true,
+                attention: Some(AttentionAt {
+                    block: None,
+                    patch: [3, 5],
+                }),
             }),
         ];
         for request in requests {

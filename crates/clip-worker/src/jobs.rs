@@ -4,7 +4,7 @@
 use clip_core::input::preprocess::preprocess_image;
 use clip_core::input::query::{Method, Query};
 use clip_core::surgery::bank::{Ensemble, TextBank, entry_key};
-use clip_core::surgery::explain::{Stage, explain, query_texts};
+use clip_core::surgery::explain::{Extras, Stage, explain, explain_with, query_texts};
 use clip_protocol::{ExplainRequest, QuerySpec, Request, Response, RunResult, Task, Timings};
 
 use crate::error::WorkerError;
@@ -87,13 +87,23 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
     let compare = job.compare && job.method == Method::Surgery;
     let mut encoded = None;
     let explained = async {
-        let explanation = explain(
+        // A single text also gets its per-token maps (the multimodal view): one short text
+        // forward and a few products beside the explanation.
+        let last_block = clip.config.vision.tower.layers.saturating_sub(1);
+        let extras = Extras {
+            tokens: matches!(query, Query::Text(_)),
+            attention: job
+                .attention
+                .map(|a| (a.block.unwrap_or(last_block), a.patch)),
+        };
+        let explanation = explain_with(
             clip,
             &tokenizer,
             &pre,
             &query,
             job.method,
             &mut bank,
+            extras,
             |stage| match stage {
                 Stage::Text(done, total) => {
                     // The first report counts the texts the bank already holds.

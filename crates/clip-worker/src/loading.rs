@@ -182,6 +182,7 @@ async fn load_on_device(
         download_ms: downloaded - started,
         upload_ms: now() - downloaded,
         patch: config.vision.patch_size,
+        blocks: config.vision.tower.layers,
         max_side: active.limits(config).max_side(config),
         memory_bytes: device::wasm_memory_bytes(),
     };

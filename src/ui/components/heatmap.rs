@@ -4,7 +4,7 @@ use std::f64::consts::TAU;
 use std::rc::Rc;
 
 use clip_core::output::colormap::Colormap;
-use clip_core::output::explanation::Explanation;
+use clip_core::output::explanation::{AttentionRows, Explanation};
 use clip_protocol::RunResult;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
@@ -21,6 +21,10 @@ pub struct MapLayer {
     pub raw: bool,
     /// Which label's map.
     pub label: usize,
+    /// A token's map instead (the multimodal view of a single text).
+    pub token: Option<usize>,
+    /// An attention row instead: `Some(false)` q-k, `Some(true)` v-v (the attention view).
+    pub attention: Option<bool>,
     /// Colours.
     pub colormap: Colormap,
     /// Heat weight.
@@ -36,6 +40,8 @@ impl PartialEq for MapLayer {
         Rc::ptr_eq(&self.run, &other.run)
             && self.raw == other.raw
             && self.label == other.label
+            && self.token == other.token
+            && self.attention == other.attention
             && self.colormap == other.colormap
             && self.opacity == other.opacity
             && self.markers == other.markers
@@ -69,6 +75,9 @@ pub struct HeatmapProps {
     /// CSS class.
     #[prop_or_default]
     pub class: Classes,
+    /// A click on the picture, at `[x, y]` as fractions of its width and height.
+    #[prop_or_default]
+    pub on_click: Option<Callback<[f64; 2]>>,
 }
 
 /// Draws [`HeatmapProps::picture`] with its layer; redraws only when they change.
@@ -87,8 +96,23 @@ pub fn heatmap(props: &HeatmapProps) -> Html {
             },
         );
     }
+    let onclick = props.on_click.clone().map(|cb| {
+        let node = node.clone();
+        Callback::from(move |e: MouseEvent| {
+            if let Some(canvas) = node.cast::<HtmlCanvasElement>() {
+                let rect = canvas.get_bounding_client_rect();
+                let fraction = |offset: i32, size: f64| {
+                    (f64::from(offset) / size.max(1.0)).clamp(0.0, 0.999_999)
+                };
+                cb.emit([
+                    fraction(e.offset_x(), rect.width()),
+                    fraction(e.offset_y(), rect.height()),
+                ]);
+            }
+        })
+    });
     html! {
-        <canvas ref={node} class={props.class.clone()} role="img" aria-label={props.label.clone()} />
+        <canvas ref={node} class={props.class.clone()} role="img" aria-label={props.label.clone()} {onclick} />
     }
 }
 
@@ -110,7 +134,15 @@ fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>)
     let pixels = match usable {
         Some((l, e)) => {
             let hw = [picture.height as usize, picture.width as usize];
-            overlay(picture, &e.map(l.label, hw), &l.colormap.lut(), l.opacity)
+            let attention = l.attention.and_then(|vv| {
+                let rows = e.attention.as_ref()?;
+                let row = if vv { &rows.vv } else { &rows.qk };
+                Some(AttentionRows::map(row, e.grid, hw))
+            });
+            let map = attention
+                .or_else(|| l.token.and_then(|t| e.token_map(t, hw)))
+                .unwrap_or_else(|| e.map(l.label, hw));
+            overlay(picture, &map, &l.colormap.lut(), l.opacity)
         }
         None => picture.rgba.clone(),
     };

@@ -9,4 +9,5 @@ pub mod notices;
 pub mod progress;
 pub mod query_panel;
 pub mod results;
+pub mod segmentation;
 pub mod url_field;

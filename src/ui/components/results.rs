@@ -1,18 +1,23 @@
 //! The output: the heatmap over the image (raw CLIP beside it on request), colormap and
-//! opacity, Text2Points markers, a thumbnail and CLS score per label, stage timings, PNG export.
+//! opacity, Text2Points markers, or a label set's segmentation with its legend; a thumbnail and
+//! scores per label, stage timings, PNG export.
 
 use std::rc::Rc;
 
 use clip_core::input::query::Method;
 use clip_core::output::colormap::Colormap;
+use clip_core::output::points::Points;
 use clip_protocol::RunResult;
 use web_sys::{HtmlCanvasElement, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::params::{Edit, PRESENCE_RANGE, Params, format_presence};
+use crate::params::{Edit, PRESENCE_RANGE, Params, View, format_presence};
 use crate::render::{Picture, markers};
 use crate::ui::components::heatmap::{Heatmap, MapLayer};
 use crate::ui::components::progress::ProgressBar;
+use crate::ui::components::segmentation::{
+    Legend, SegmentationCanvas, segmentable, use_segmentation,
+};
 use crate::ui::dom::{self, download_png};
 use crate::ui::state::{LoadedImage, Progress};
 
@@ -36,6 +41,9 @@ pub struct ResultsProps {
     /// Minimal controls (iframes).
     #[prop_or_default]
     pub embed: bool,
+    /// Blocks of the loaded model's image tower (the attention view's block picker; 0: none).
+    #[prop_or_default]
+    pub blocks: usize,
 }
 
 /// One label's layer from a run (its raw-CLIP comparison when `raw`).
@@ -61,6 +69,8 @@ fn layer(
         run: run.clone(),
         raw,
         label: i,
+        token: None,
+        attention: None,
         colormap: params.colormap,
         opacity: params.opacity,
         markers: Rc::new(pts),
@@ -72,6 +82,43 @@ fn layer(
 pub fn results(props: &ResultsProps) -> Html {
     let canvas = use_node_ref();
     let show_points = use_state(|| true);
+    let isolate = use_state(|| None::<usize>);
+    let token = use_state(|| None::<usize>);
+    {
+        // A new result starts with the text's own map and every label shown.
+        let (token, isolate) = (token.clone(), isolate.clone());
+        let run = props.result.as_ref().map(|r| Rc::as_ptr(r) as usize);
+        use_effect_with(run, move |_| {
+            token.set(None);
+            isolate.set(None);
+        });
+    }
+    let hover = use_state(|| None::<u8>);
+    let p = &props.params;
+    let can_segment = props.result.as_deref().is_some_and(segmentable);
+    let segmenting = can_segment && p.view == View::Segmentation;
+    let picture = props.image.as_ref().map(|i| i.picture.clone());
+    let seg = use_segmentation(
+        props.result.clone(),
+        false,
+        picture.clone(),
+        p.threshold,
+        segmenting,
+    );
+    let raw_seg = use_segmentation(
+        props.result.clone(),
+        true,
+        picture,
+        p.threshold,
+        segmenting && p.compare,
+    );
+    use_effect_with(seg.clone(), |seg| {
+        if let Some(seg) = seg {
+            dom::publish_segmentation(seg);
+        }
+    });
+    // An isolated label belongs to one label set.
+    let isolated = (*isolate).filter(|&i| seg.as_ref().is_some_and(|s| i < s.labels.len()));
     let Some(image) = &props.image else {
         return html! {
             <section class="stage empty" aria-label="Result">
@@ -79,14 +126,26 @@ pub fn results(props: &ResultsProps) -> Html {
             </section>
         };
     };
-    let p = &props.params;
     let run = props.result.as_ref();
     let result = props.result.as_deref();
     let selected = props.selected;
     let label = result
         .and_then(|r| r.explanation.labels.get(selected))
         .cloned();
-    let main_layer = run.map(|r| layer(r, false, selected, p, &image.picture, *show_points));
+    // A token's map (the multimodal view) replaces the text's while one is chosen.
+    let chosen_token = (*token).filter(|&t| result.is_some_and(|r| t < r.explanation.tokens.len()));
+    let main_layer = run.map(|r| {
+        let mut l = layer(
+            r,
+            false,
+            selected,
+            p,
+            &image.picture,
+            *show_points && chosen_token.is_none(),
+        );
+        l.token = chosen_token;
+        l
+    });
     let method_name = |m: Method| match m {
         Method::Surgery => "CLIP Surgery",
         Method::Raw => "Raw CLIP",
@@ -99,7 +158,21 @@ pub fn results(props: &ResultsProps) -> Html {
         ),
         _ => format!("The image {}", image.name),
     };
+    let on_hover = {
+        let hover = hover.clone();
+        Callback::from(move |v: Option<u8>| hover.set(v))
+    };
     let raw_view = run.filter(|r| r.raw.is_some()).map(|r| {
+        if let (true, Some(s)) = (segmenting, &raw_seg) {
+            return html! {
+                <figure>
+                    <SegmentationCanvas picture={image.picture.clone()} segmentation={s.clone()}
+                        opacity={p.opacity} isolate={isolated} on_hover={on_hover.clone()}
+                        label="Raw CLIP segmentation" />
+                    <figcaption>{ "Raw CLIP" }</figcaption>
+                </figure>
+            };
+        }
         let l = layer(r, true, selected, p, &image.picture, *show_points);
         html! {
             <figure>
@@ -133,14 +206,27 @@ pub fn results(props: &ResultsProps) -> Html {
             show.set(e.target_unchecked_into::<HtmlInputElement>().checked())
         })
     };
+    let on_threshold = {
+        let cb = props.on_edit.clone();
+        Callback::from(move |e: InputEvent| {
+            let value = e.target_unchecked_into::<HtmlInputElement>().value();
+            if let Ok(t) = value.parse::<f32>() {
+                cb.emit(Edit::Threshold(t));
+            }
+        })
+    };
     let on_download = {
         let (canvas, label) = (canvas.clone(), label.clone());
         Callback::from(move |_: MouseEvent| {
             if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
-                let name = label
-                    .as_deref()
-                    .unwrap_or("image")
-                    .replace(|c: char| !c.is_alphanumeric(), "-");
+                let name = if segmenting {
+                    "segmentation".into()
+                } else {
+                    label
+                        .as_deref()
+                        .unwrap_or("image")
+                        .replace(|c: char| !c.is_alphanumeric(), "-")
+                };
                 download_png(&c, &format!("clip-surgery-{name}.png"));
             }
         })
@@ -160,29 +246,108 @@ pub fn results(props: &ResultsProps) -> Html {
             </label>
         }
     });
+    let attending = p.view == View::Attention && result.is_some();
+    let view_switch = result.is_some().then(|| {
+        html! {
+            <div class="switch" role="group" aria-label="View">
+                { for View::ALL.into_iter().filter(|&v| v != View::Segmentation || can_segment).map(|v| {
+                    let cb = props.on_edit.clone();
+                    html! {
+                        <button type="button" aria-pressed={(p.view == v).to_string()}
+                            onclick={Callback::from(move |_| cb.emit(Edit::View(v)))}>{ v.title() }</button>
+                    }
+                }) }
+            </div>
+        }
+    });
+    let threshold_text = if p.threshold > 0.0 {
+        format!("Background below {:.0} %", p.threshold * 100.0)
+    } else {
+        "Background below: off".into()
+    };
     let toolbar = html! {
         <div class="toolbar">
-            { if props.embed { label_choice.clone().unwrap_or_default() } else { html! {} } }
-            <label>
-                <span>{ "Colormap" }</span>
-                <select onchange={on_colormap}>
-                    { for Colormap::ALL.iter().map(|c| html! {
-                        <option value={c.name()} selected={*c == p.colormap}>{ c.name() }</option>
-                    }) }
-                </select>
-            </label>
+            { view_switch.unwrap_or_default() }
+            { if props.embed && !segmenting { label_choice.clone().unwrap_or_default() } else { html! {} } }
+            { if attending && props.blocks > 0 { block_choice(p, props.blocks, &props.on_edit) } else { html! {} } }
+            { if segmenting { html! {
+                <label class="grow">
+                    <span>{ threshold_text }</span>
+                    <input type="range" min="0" max="1" step="0.05" value={p.threshold.to_string()} oninput={on_threshold}
+                        title="A pixel is background where its best label's probability is below this" />
+                </label>
+            } } else { html! {
+                <label>
+                    <span>{ "Colormap" }</span>
+                    <select onchange={on_colormap}>
+                        { for Colormap::ALL.iter().map(|c| html! {
+                            <option value={c.name()} selected={*c == p.colormap}>{ c.name() }</option>
+                        }) }
+                    </select>
+                </label>
+            } } }
             <label class="grow">
                 <span>{ format!("Opacity {:.0} %", p.opacity * 100.0) }</span>
                 <input type="range" min="0" max="1" step="0.05" value={p.opacity.to_string()} oninput={on_opacity} />
             </label>
             { if props.embed { html! {} } else { html! {
                 <>
-                    <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
+                    { if segmenting || attending { html! {} } else { html! {
+                        <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
+                    } } }
                     <button type="button" onclick={on_download} disabled={result.is_none()}>{ "Download PNG" }</button>
                 </>
             } } }
         </div>
     };
+    let figures = if attending {
+        attention_figures(run, image, p, &canvas, &props.on_edit)
+    } else {
+        None
+    };
+    let main_view = match (&seg, segmenting) {
+        (Some(s), true) => html! {
+            <SegmentationCanvas picture={image.picture.clone()} segmentation={s.clone()}
+                opacity={p.opacity} isolate={isolated} on_hover={on_hover}
+                label={format!("{} segmentation of {} into {}", result.map(|r| method_name(r.method)).unwrap_or_default(), image.name, s.labels.join(", "))}
+                canvas={Some(canvas.clone())} class="main" />
+        },
+        _ => html! {
+            <Heatmap picture={image.picture.clone()} layer={main_layer} label={main_label}
+                canvas={Some(canvas.clone())} class="main" />
+        },
+    };
+    let token_row = result
+        .filter(|r| !r.explanation.tokens.is_empty() && !segmenting)
+        .map(|r| {
+            let e = &r.explanation;
+            let top = e.top_tokens(3);
+            html! {
+                <div class="tokens" role="group" aria-label="Tokens: show a token's map">
+                    { for e.tokens.iter().enumerate().map(|(i, t)| {
+                        let pressed = chosen_token == Some(i);
+                        let state = token.clone();
+                        let rank = top.iter().position(|&j| j == i);
+                        html! {
+                            <button type="button" aria-pressed={pressed.to_string()}
+                                class={classes!("token", rank.map(|_| "top"))}
+                                title={format!("cosine with the image {:+.4}{}", t.score, rank.map(|k| format!(", top {}", k + 1)).unwrap_or_default())}
+                                data-score={t.score.to_string()}
+                                onclick={Callback::from(move |_| state.set((!pressed).then_some(i)))}>
+                                { t.text.clone() }
+                            </button>
+                        }
+                    }) }
+                </div>
+            }
+        });
+    let legend = seg.clone().filter(|_| segmenting).map(|s| {
+        let isolate = isolate.clone();
+        html! {
+            <Legend segmentation={s} isolate={isolated} hover={*hover}
+                on_isolate={Callback::from(move |i| isolate.set(i))} />
+        }
+    });
     let busy = props.running.as_ref().map(|progress| {
         html! {
             <div class="busy">
@@ -194,18 +359,111 @@ pub fn results(props: &ResultsProps) -> Html {
     html! {
         <section class="stage" aria-label="Result">
             { toolbar }
-            <div class={classes!("figures", raw_view.is_some().then_some("pair"))}>
-                <figure>
-                    <Heatmap picture={image.picture.clone()} layer={main_layer} label={main_label}
-                        canvas={Some(canvas.clone())} class="main" />
-                    { for result.filter(|_| raw_view.is_some()).map(|r| html! { <figcaption>{ method_name(r.method) }</figcaption> }) }
-                </figure>
-                { raw_view.unwrap_or_default() }
-            </div>
+            { figures.unwrap_or_else(|| html! {
+                <div class={classes!("figures", raw_view.is_some().then_some("pair"))}>
+                    <figure>
+                        { main_view }
+                        { for result.filter(|_| raw_view.is_some()).map(|r| html! { <figcaption>{ method_name(r.method) }</figcaption> }) }
+                    </figure>
+                    { raw_view.unwrap_or_default() }
+                </div>
+            }) }
+            { legend.unwrap_or_default() }
+            { token_row.unwrap_or_default() }
             { busy.unwrap_or_default() }
             { if props.embed { html! {} } else { run.map(|r| details(r, image, p, selected, &props.on_select, &props.on_edit)).unwrap_or_default() } }
         </section>
     }
+}
+
+/// The attention view's block picker: the last block by default.
+fn block_choice(p: &Params, blocks: usize, on_edit: &Callback<Edit>) -> Html {
+    let cb = on_edit.clone();
+    let onchange = Callback::from(move |e: Event| {
+        let value = e.target_unchecked_into::<HtmlSelectElement>().value();
+        cb.emit(Edit::Block(value.parse().ok()));
+    });
+    html! {
+        <label>
+            <span>{ "Block" }</span>
+            <select {onchange}>
+                <option value="" selected={p.block.is_none()}>{ format!("last ({})", blocks - 1) }</option>
+                { for (0..blocks).map(|b| html! {
+                    <option value={b.to_string()} selected={p.block == Some(b)}>{ b.to_string() }</option>
+                }) }
+            </select>
+        </label>
+    }
+}
+
+/// The attention view (paper Fig. 1): the chosen patch's attention row over the picture, q-k
+/// (raw CLIP's) beside v-v (CLIP Surgery's), the patch marked; a click picks another patch.
+/// Before a patch is picked: the picture and how to pick one.
+fn attention_figures(
+    run: Option<&Rc<RunResult>>,
+    image: &LoadedImage,
+    p: &Params,
+    canvas: &NodeRef,
+    on_edit: &Callback<Edit>,
+) -> Option<Html> {
+    let r = run?;
+    let grid = r.explanation.grid;
+    let pick = {
+        let cb = on_edit.clone();
+        Callback::from(move |[x, y]: [f64; 2]| {
+            let cell = |f: f64, n: usize| ((f * n as f64) as usize).min(n.saturating_sub(1));
+            cb.emit(Edit::AttentionAt([cell(y, grid[0]), cell(x, grid[1])]));
+        })
+    };
+    let Some(rows) = r.explanation.attention.as_ref() else {
+        return Some(html! {
+            <div class="figures">
+                <figure>
+                    <Heatmap picture={image.picture.clone()} label={format!("The image {}: click a patch", image.name)}
+                        canvas={Some(canvas.clone())} class="main pick" on_click={Some(pick)} />
+                    <figcaption>{ "Click a patch: its attention to every patch, q-k beside v-v" }</figcaption>
+                </figure>
+            </div>
+        });
+    };
+    // The query patch's centre, in original-image pixels (where markers live).
+    let [row, col] = rows.query;
+    let [h, w] = r.original_hw;
+    let centre = Points {
+        xy: vec![[
+            (((col as f64 + 0.5) * w as f64 / grid[1] as f64) as u32).min(w as u32 - 1),
+            (((row as f64 + 0.5) * h as f64 / grid[0] as f64) as u32).min(h as u32 - 1),
+        ]],
+        positive: vec![true],
+    };
+    let marker = Rc::new(markers(&centre, r.original_hw, &image.picture));
+    let figure = |vv: bool, caption: &str, main: bool| {
+        let layer = MapLayer {
+            run: r.clone(),
+            raw: false,
+            label: 0,
+            token: None,
+            attention: Some(vv),
+            colormap: p.colormap,
+            opacity: p.opacity,
+            markers: marker.clone(),
+        };
+        html! {
+            <figure>
+                <Heatmap picture={image.picture.clone()} layer={Some(layer)}
+                    label={format!("{caption} attention of patch {row}, {col} in block {}", rows.block)}
+                    canvas={main.then(|| canvas.clone())} class={classes!(main.then_some("main"), "pick")}
+                    on_click={Some(pick.clone())} />
+                <figcaption>{ caption.to_string() }</figcaption>
+            </figure>
+        }
+    };
+    Some(html! {
+        <div class="figures pair" data-block={rows.block.to_string()} data-query={format!("{row},{col}")}>
+            { figure(false, "q-k (raw CLIP)", true) }
+            { figure(true, "v-v (CLIP Surgery)", false) }
+        </div>
+    })
 }
 
 /// Per-label thumbnails with CLS scores, most likely present first (by the multi-label score

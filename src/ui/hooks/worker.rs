@@ -146,6 +146,7 @@ impl WorkerClient {
             size: p.size,
             method: p.method,
             compare: p.compare,
+            attention: p.attention(),
         };
         self.send(&Request::Explain(request), None, None);
         self.dispatch.dispatch(Action::RunRequested {

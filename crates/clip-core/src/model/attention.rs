@@ -74,6 +74,24 @@ impl SelfAttention {
             .forward(Self::merge_heads(self.attend(q, k, v, mask)))
     }
 
+    /// The attention of token `query` to every token, averaged over heads, for input
+    /// `x: [1, N, W]` (`ln_1`'s output): `[2, N]`, the q-k row (the original path's) then the
+    /// v-v row (the surgery path's) — each a softmax, so each sums to 1 (paper Fig. 1).
+    pub fn attention_rows(&self, x: Tensor<3>, query: usize) -> Tensor<2> {
+        let [_, n, _] = x.dims();
+        let q = self.split_heads(self.q_proj.forward(x.clone()));
+        let k = self.split_heads(self.k_proj.forward(x.clone()));
+        let v = self.split_heads(self.v_proj.forward(x));
+        let [_, h, _, d] = q.dims();
+        let scale = (d as f64).powf(-0.5);
+        let row = |a: Tensor<4>, b: Tensor<4>| {
+            let a = a.slice([0..1, 0..h, query..query + 1, 0..d]);
+            let probs = cpu::softmax(a.matmul(b.swap_dims(2, 3)) * scale); // [1, H, 1, N]
+            probs.mean_dim(1).reshape([1, n])
+        };
+        Tensor::cat(vec![row(q, k), row(v.clone(), v)], 0)
+    }
+
     /// Both paths of a surgery block from one input `x: [B, N, W]` (the original path's
     /// `ln_1` output). The q-k path is exactly [`Self::forward`]; the v-v path uses the same
     /// projections and scale with q and k replaced by v (official `Attention` module).

@@ -137,6 +137,13 @@ impl Clip {
         self.encode_text_continued(batch, None)
     }
 
+    /// Every token's projected feature `[T, E]` (not normalised) for one text, SOT to EOT
+    /// ([`TextTransformer::token_states`]).
+    pub fn encode_tokens(&self, tokens: &Tokenized) -> Result<Tensor<2>> {
+        let states = self.text_model.token_states(tokens, &self.device)?;
+        Ok(self.text_projection.forward(states))
+    }
+
     /// [`Self::encode_text`] where prompt `i` may continue prefix `which[i]` of `states`
     /// ([`TextTransformer::forward_continued`]).
     pub fn encode_text_continued(

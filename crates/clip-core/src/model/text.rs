@@ -147,6 +147,20 @@ impl TextTransformer {
         Ok(self.final_layer_norm.forward(x.select(0, rows)))
     }
 
+    /// Every token's final state `[T, W]` (final LayerNorm applied, not projected) for one
+    /// text, SOT to its first EOT: the per-token features of the paper's multimodal
+    /// visualisation (§5.6). Under the causal mask token `i` sees tokens `0..=i` only, so the
+    /// EOT row is [`Self::forward`]'s pooled state.
+    pub fn token_states(&self, tokens: &Tokenized, device: &Device) -> Result<Tensor<2>> {
+        let sequence = Sequence {
+            prefix: None,
+            ids: &tokens.ids[..=tokens.eot.min(tokens.ids.len() - 1)],
+            start: 0,
+        };
+        let (x, _) = self.run(&[sequence], None, false, None, device)?;
+        Ok(self.final_layer_norm.forward(x))
+    }
+
     /// Runs `batch` whole and hands `observe` the input of every linear product, `[T, in]`
     /// over the T tokens up to each prompt's end-of-text (the only ones its feature reads):
     /// what calibrated rounding ([`crate::weights::gptq`]) weighs errors by.

@@ -131,6 +131,37 @@ impl VisionTransformer {
         Ok(self.pre_layrnorm.forward(x))
     }
 
+    /// Block `block`'s attention of token `query` (0: the class token; `1 + row·gw + col`: a
+    /// patch) to every token, averaged over heads, for one image: `[2, 1 + N]`, q-k then v-v
+    /// ([`SelfAttention::attention_rows`](crate::model::attention::SelfAttention::attention_rows)).
+    /// Both read `ln_1` of the original path — the only attention input in either path — and
+    /// the original path is raw CLIP's, so this does not depend on the surgery depth.
+    pub fn attention_rows(
+        &self,
+        pixels: Tensor<4>,
+        block: usize,
+        query: usize,
+    ) -> Result<Tensor<2>> {
+        let blocks = self.layers.len();
+        let mut x = self.embed(pixels)?;
+        let [b, n, _] = x.dims();
+        if block >= blocks || query >= n || b != 1 {
+            return Err(ClipError::BadAttentionQuery {
+                block,
+                blocks,
+                query,
+                tokens: n,
+            });
+        }
+        for layer in &self.layers[..block] {
+            x = layer.forward(x, None);
+        }
+        let layer = &self.layers[block];
+        Ok(layer
+            .self_attn
+            .attention_rows(layer.layer_norm1.forward(x), query))
+    }
+
     /// All tokens after `ln_post`, `[B, 1 + N, W]`.
     ///
     /// `surgery_depth = 0` is plain CLIP. Otherwise the last `surgery_depth` blocks run the

@@ -5,8 +5,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{ClipError, Result};
 use crate::output::maps::{resize_bilinear, similarity_map};
 use crate::output::points::Points;
+use crate::output::segmentation::{BackgroundRule, PatchScores, Segmentation, segment};
 
 /// The result of one explanation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,6 +21,16 @@ pub struct Explanation {
     /// Per patch (row-major over the grid, class token excluded), one value per label, before
     /// min-max. For an "a+b" text: the mean of the parts' min-maxed similarities.
     pub similarity: Vec<Vec<f32>>,
+    /// Per patch (row-major over the grid, class token excluded), the cosine of the method's
+    /// dense token with each encoded text — before feature surgery, min-max or softmax: the
+    /// author's segmentation scores. One column per label of a label set; a single text has
+    /// one per part of its "a+b".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub logits: Vec<Vec<f32>>,
+    /// The softmax scale of the cosines (`exp` of the checkpoint's `logit_scale`: 100 for
+    /// OpenAI's CLIPs).
+    #[serde(default = "default_logit_scale")]
+    pub logit_scale: f32,
     /// Image-level probabilities over the labels (a single text scores 1).
     pub cls_scores: Vec<f32>,
     /// Label sets only: feature surgery (Eq. 9, label-set mode) on the original path's CLS
@@ -34,6 +46,57 @@ pub struct Explanation {
     /// Labels whose prompts exceeded the 77-token context and were truncated.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
+    /// The multimodal view (paper §5.6, `explain --tokens`): a single text's tokens, SOT to
+    /// EOT, each as a class of feature surgery against the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenMap>,
+    /// The attention view (paper Fig. 1, `explain --attention-at`): one patch's attention
+    /// row in one block, q-k beside v-v.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionRows>,
+}
+
+/// One patch's attention to every token in one block of the image tower, averaged over heads:
+/// the original q-k attention beside the v-v attention of CLIP Surgery's path. Both rows are
+/// softmaxes over the class token (index 0) and the patches (`1 + row·gw + col`), so each sums
+/// to 1.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttentionRows {
+    /// The block (0-based).
+    pub block: usize,
+    /// The query patch `[row, col]` on the grid.
+    pub query: [usize; 2],
+    /// q-k attention (raw CLIP's; CLIP Surgery's original path), `1 + gh·gw` values.
+    pub qk: Vec<f32>,
+    /// v-v attention (CLIP Surgery's path), `1 + gh·gw` values.
+    pub vv: Vec<f32>,
+}
+
+impl AttentionRows {
+    /// The patches' part of a row (class token dropped) as a map at `hw`, min-max as the
+    /// heatmaps are.
+    pub fn map(row: &[f32], grid: [usize; 2], hw: [usize; 2]) -> Vec<f32> {
+        similarity_map(row.get(1..).unwrap_or_default(), grid, hw)
+    }
+}
+
+/// One token of a text in the multimodal view: its feature is the text tower's final state at
+/// that token (`ln_final`), projected with `text_projection` and L2-normalised; the tokens
+/// together are the class set of feature surgery (Eq. 9, label-set mode).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenMap {
+    /// How the token reads (`</w>` dropped; `<|startoftext|>`, `<|endoftext|>`).
+    pub text: String,
+    /// Per patch (row-major over the grid), before min-max: feature surgery of the image's
+    /// tokens against the text's tokens (raw CLIP: the cosine).
+    pub similarity: Vec<f32>,
+    /// Cosine of the token's feature with the image's CLS feature.
+    pub score: f32,
+}
+
+/// CLIP's trained softmax scale, for results written before `logit_scale` was.
+fn default_logit_scale() -> f32 {
+    100.0
 }
 
 impl Explanation {
@@ -84,6 +147,49 @@ impl Explanation {
     /// that score (a single text).
     pub fn present(&self, i: usize, threshold: f32) -> Option<bool> {
         self.cls_surgery.get(i).map(|&s| s > threshold)
+    }
+
+    /// The label set segmented at `hw` (`[height, width]`) by the author's protocol from the
+    /// `logits` this result holds (argmax of the upsampled cosines); pixels whose winner's
+    /// probability, `softmax(logit_scale · logits)`, is below `threshold` are background. What
+    /// `clip-surgery segment` computes for the same labels without background words.
+    pub fn segment(&self, threshold: Option<f32>, hw: [usize; 2]) -> Result<Segmentation> {
+        let columns = self.labels.len();
+        let [gh, gw] = self.grid;
+        // A single text has nothing to compete with.
+        let fits = !self.combined
+            && columns >= 2
+            && self.logits.len() == gh * gw
+            && self.logits.iter().all(|row| row.len() == columns);
+        if !fits {
+            return Err(ClipError::NotSegmentable);
+        }
+        let scores = PatchScores {
+            grid: self.grid,
+            columns,
+            values: self.logits.concat(),
+        };
+        let rule = BackgroundRule {
+            words: 0,
+            threshold,
+            scale: self.logit_scale,
+        };
+        segment(&scores, &self.labels, hw, &rule)
+    }
+
+    /// Token `i`'s map at `hw` (the multimodal view), drawn by the rule of [`Self::map`].
+    pub fn token_map(&self, i: usize, hw: [usize; 2]) -> Option<Vec<f32>> {
+        let token = self.tokens.get(i)?;
+        Some(similarity_map(&token.similarity, self.grid, hw))
+    }
+
+    /// The `n` tokens of the multimodal view with the highest scores, best first (the
+    /// paper's figure highlights three); SOT and EOT compete like the words.
+    pub fn top_tokens(&self, n: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.tokens.len()).collect();
+        order.sort_by(|&a, &b| self.tokens[b].score.total_cmp(&self.tokens[a].score));
+        order.truncate(n);
+        order
     }
 
     /// Index of the best CLS score.
@@ -143,6 +249,8 @@ mod tests {
             labels: vec!["cat".into(), "dog".into()],
             grid: [1, 2],
             similarity: vec![vec![0.2, 0.5], vec![0.4, 0.6]],
+            logits: vec![vec![0.25, 0.2], vec![0.1, 0.3]],
+            logit_scale: 100.0,
             cls_scores: vec![0.3, 0.7],
             cls_surgery: vec![],
             points: BTreeMap::from([
@@ -157,6 +265,8 @@ mod tests {
             ]),
             combined: false,
             truncated: vec![],
+            tokens: vec![],
+            attention: None,
         }
     }
 
@@ -165,7 +275,13 @@ mod tests {
         let e = two_labels();
         let json: serde_json::Value = serde_json::to_value(&e).unwrap();
         assert_eq!(json["points"]["dog"]["xy"], serde_json::json!([[1, 2]]));
-        for absent in ["combined", "truncated", "cls_surgery"] {
+        for absent in [
+            "combined",
+            "truncated",
+            "cls_surgery",
+            "tokens",
+            "attention",
+        ] {
             assert!(json.get(absent).is_none(), "{absent}");
         }
         let back: Explanation = serde_json::from_value(json).unwrap();
@@ -187,6 +303,57 @@ mod tests {
             (Some(true), Some(false))
         );
         assert_eq!(e.present(0, 0.03), Some(false));
+    }
+
+    #[test]
+    fn a_label_set_segments_from_its_logits() {
+        let mut e = two_labels();
+        // Label 0 wins the left patch by 0.05, label 1 the right one by 0.2; at 1×4 the second
+        // pixel (taps 0.75/0.25) already leans right: 0.2125 against 0.225.
+        let s = e.segment(None, [1, 4]).unwrap();
+        assert_eq!(s.mask, vec![0, 1, 1, 1]);
+        assert_eq!(s.area, vec![0.25, 0.75]);
+        // Its winner's probability is 1 / (1 + e^-1.25) = 0.78 at scale 100: background at 0.9.
+        let floor = e.segment(Some(0.9), [1, 4]).unwrap();
+        assert_eq!(floor.mask, vec![0, 255, 1, 1]);
+        e.logit_scale = 1000.0;
+        assert_eq!(e.segment(Some(0.9), [1, 4]).unwrap().mask, vec![0, 1, 1, 1]);
+        // Nothing to segment: results without logits, combinations, a single label.
+        let json = serde_json::to_value(two_labels()).unwrap();
+        let mut old: Explanation = serde_json::from_value(serde_json::json!({
+            "labels": json["labels"], "grid": json["grid"], "similarity": json["similarity"],
+            "cls_scores": json["cls_scores"], "points": json["points"],
+        }))
+        .unwrap();
+        assert_eq!(old.logit_scale, 100.0);
+        assert!(matches!(
+            old.segment(None, [1, 4]),
+            Err(ClipError::NotSegmentable)
+        ));
+        old.logits = two_labels().logits;
+        assert!(old.segment(None, [1, 4]).is_ok());
+        old.combined = true;
+        assert!(old.segment(None, [1, 4]).is_err());
+        let mut one = two_labels();
+        one.labels.truncate(1);
+        one.logits = vec![vec![0.1], vec![0.2]];
+        assert!(one.segment(None, [1, 4]).is_err());
+    }
+
+    #[test]
+    fn top_tokens_by_score() {
+        let mut e = two_labels();
+        assert!(e.top_tokens(3).is_empty());
+        e.tokens = [0.1, 0.4, -0.2, 0.3]
+            .iter()
+            .map(|&score| TokenMap {
+                text: String::new(),
+                similarity: vec![],
+                score,
+            })
+            .collect();
+        assert_eq!(e.top_tokens(3), vec![1, 3, 0]);
+        assert_eq!(e.top_tokens(9).len(), 4);
     }
 
     #[test]

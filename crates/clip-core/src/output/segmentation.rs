@@ -36,6 +36,29 @@ pub struct Segmentation {
     pub area: Vec<f32>,
 }
 
+/// The per-patch score the labels compete with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Score {
+    /// `cos(token, t_k)`: the author's protocol.
+    #[default]
+    Cosine,
+    /// Feature surgery, label-set mode (Eq. 9), over the labels and background words.
+    FeatureSurgery,
+}
+
+impl std::str::FromStr for Score {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "cosine" => Ok(Self::Cosine),
+            "feature-surgery" => Ok(Self::FeatureSurgery),
+            other => Err(format!("unknown score `{other}` (cosine, feature-surgery)")),
+        }
+    }
+}
+
 /// What makes a pixel background instead of its best label.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct BackgroundRule {

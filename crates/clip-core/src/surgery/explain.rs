@@ -12,8 +12,8 @@ use crate::error::{ClipError, Result};
 use crate::input::preprocess::Preprocessed;
 use crate::input::query::{Method, Query, split_target};
 use crate::input::tokenizer::ClipTokenizer;
-use crate::model::Clip;
-use crate::output::explanation::Explanation;
+use crate::model::{Clip, l2_normalize};
+use crate::output::explanation::{AttentionRows, Explanation, TokenMap};
 use crate::output::maps::{column, combine_min_max};
 use crate::output::points::{
     POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points,
@@ -83,8 +83,37 @@ pub async fn explain(
     query: &Query,
     method: Method,
     bank: &mut TextBank,
+    progress: impl FnMut(Stage),
+) -> Result<Explanation> {
+    let extras = Extras::default();
+    explain_with(
+        model, tokenizer, image, query, method, bank, extras, progress,
+    )
+    .await
+}
+
+/// What [`explain_with`] adds to an explanation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extras {
+    /// A single text's per-token maps ([`Explanation::tokens`], the multimodal view).
+    pub tokens: bool,
+    /// One patch's attention rows ([`Explanation::attention`]): `(block, [row, col])`.
+    pub attention: Option<(usize, [usize; 2])>,
+}
+
+/// [`explain`] with `extras` (one image encode for all of it).
+#[allow(clippy::too_many_arguments)]
+pub async fn explain_with(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    image: &Preprocessed,
+    query: &Query,
+    method: Method,
+    bank: &mut TextBank,
+    extras: Extras,
     mut progress: impl FnMut(Stage),
 ) -> Result<Explanation> {
+    let want_tokens = extras.tokens;
     let grid = model
         .vision_model
         .grid_for(image.input_hw[0], image.input_hw[1])?;
@@ -115,6 +144,35 @@ pub async fn explain(
             feature_surgery_single(tokens.clone(), text.clone(), redundant)
         }
     };
+    let attention = match extras.attention {
+        Some((block, [row, col])) => {
+            let [gh, gw] = grid;
+            if row >= gh || col >= gw {
+                return Err(ClipError::BadAttentionQuery {
+                    block,
+                    blocks: model.config.vision.tower.layers,
+                    query: 1 + row * gw + col,
+                    tokens: 1 + gh * gw,
+                });
+            }
+            let pixels = pixels_tensor(model, image);
+            let rows = model
+                .vision_model
+                .attention_rows(pixels, block, 1 + row * gw + col)?;
+            Some((block, [row, col], rows))
+        }
+        None => None,
+    };
+    let token_maps = match (query, want_tokens) {
+        (Query::Text(text), true) => Some(token_maps(model, tokenizer, &tokens, text, method)?),
+        (Query::Labels(_), true) => return Err(ClipError::TokensNeedText),
+        (_, false) => None,
+    };
+    // The cosines of the dense tokens before feature surgery: the segmentation scores.
+    let logits = match method {
+        Method::Raw => None,
+        Method::Surgery => Some(raw_similarity(tokens.clone(), text.clone())),
+    };
     // A single text has nothing to be compared with: its score is 1 by definition.
     let scores = (!single).then(|| cls_scores(tokens.clone(), text.clone(), model.logit_scale));
     // Eq. 9 on the CLS row alone (its weights come from that row): the CLS token is the
@@ -123,6 +181,10 @@ pub async fn explain(
 
     progress(Stage::Finish);
     let similarity = read_back(similarity).await?; // [N+1, T], row-major
+    let logits = match logits {
+        Some(l) => read_back(l).await?,
+        None => similarity.clone(), // raw CLIP's similarity is the cosine already
+    };
     let cls_scores = match scores {
         Some(scores) => read_back(scores).await?,
         None => vec![1.0],
@@ -130,6 +192,23 @@ pub async fn explain(
     let cls_surgery = match cls_surgery {
         Some(s) => read_back(s).await?,
         None => vec![],
+    };
+    let tokens = match token_maps {
+        Some(pending) => pending.read(grid).await?,
+        None => vec![],
+    };
+    let attention = match attention {
+        Some((block, query, rows)) => {
+            let rows = read_back(rows).await?;
+            let (qk, vv) = rows.split_at(rows.len() / 2);
+            Some(AttentionRows {
+                block,
+                query,
+                qk: qk.to_vec(),
+                vv: vv.to_vec(),
+            })
+        }
+        None => None,
     };
     let patches = &similarity[n_texts..]; // drop the class token row
     let [gh, gw] = grid;
@@ -164,14 +243,115 @@ pub async fn explain(
     let similarity = (0..gh * gw)
         .map(|i| columns.iter().map(|c| c[i]).collect())
         .collect();
+    let logits = logits[n_texts..]
+        .chunks_exact(n_texts)
+        .map(<[f32]>::to_vec)
+        .collect();
     Ok(Explanation {
         labels,
         grid,
         similarity,
+        logits,
+        logit_scale: model.logit_scale.exp(),
         cls_scores,
         cls_surgery,
         points,
         combined: query.is_combined(),
         truncated,
+        tokens,
+        attention,
+    })
+}
+
+/// A text's per-token maps and scores, queued on the device.
+struct PendingTokens {
+    texts: Vec<String>,
+    /// `[N+1, T]`: the class token's row, then the patches'.
+    similarity: Tensor<2>,
+    /// `[1, T]`.
+    scores: Tensor<2>,
+}
+
+impl PendingTokens {
+    async fn read(self, [gh, gw]: [usize; 2]) -> Result<Vec<TokenMap>> {
+        let t = self.texts.len();
+        let similarity = read_back(self.similarity).await?;
+        let scores = read_back(self.scores).await?;
+        let patches = &similarity[t..];
+        debug_assert_eq!(patches.len(), gh * gw * t);
+        Ok(self
+            .texts
+            .into_iter()
+            .enumerate()
+            .map(|(i, text)| TokenMap {
+                text,
+                similarity: column(patches, t, i),
+                score: scores[i],
+            })
+            .collect())
+    }
+}
+
+/// The multimodal view of `text` (paper §5.6): every token's feature, SOT to EOT, as the
+/// class set of feature surgery against the image's `tokens` (`[N+1, E]`; raw CLIP: the
+/// cosine), and each token's cosine with the CLS feature. The text is encoded as it is, not
+/// in templates.
+fn token_maps(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    tokens: &Tensor<2>,
+    text: &str,
+    method: Method,
+) -> Result<PendingTokens> {
+    let encoded = tokenizer.encode(text)?;
+    let texts = encoded.ids[..=encoded.eot]
+        .iter()
+        .map(|&id| tokenizer.token_text(id))
+        .collect();
+    let features = l2_normalize(model.encode_tokens(&encoded)?); // [T, E]
+    let [_, e] = tokens.dims();
+    let similarity = match method {
+        Method::Surgery => feature_surgery(tokens.clone(), features.clone()),
+        Method::Raw => raw_similarity(tokens.clone(), features.clone()),
+    };
+    let scores = raw_similarity(tokens.clone().slice([0..1, 0..e]), features);
+    Ok(PendingTokens {
+        texts,
+        similarity,
+        scores,
+    })
+}
+
+/// A label set's image-level scores, without maps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelScores {
+    /// CLIP's `softmax(logit scale · cos(cls, t))`.
+    pub clip: Vec<f32>,
+    /// The author's multi-label score: feature surgery (Eq. 9) on the CLS token.
+    pub surgery: Vec<f32>,
+}
+
+/// The `cls_scores` and `cls_surgery` that [`explain`] gives a label set, computed from the
+/// CLS token alone — what `eval-multilabel` ranks images by. Both methods share that token
+/// (the original path's), so the image tower runs without the surgery path.
+pub async fn label_scores(
+    model: &Clip,
+    tokenizer: &ClipTokenizer,
+    image: &Preprocessed,
+    labels: &[String],
+    bank: &mut TextBank,
+) -> Result<LabelScores> {
+    model
+        .vision_model
+        .grid_for(image.input_hw[0], image.input_hw[1])?;
+    let text = bank.features(model, tokenizer, labels, |_, _| {}).await?;
+    let e = model.config.embed_dim;
+    let tokens = model.encode_image(pixels_tensor(model, image), Method::Raw)?;
+    let cls = tokens.slice([0..1, 0..1, 0..e]).reshape([1, e]);
+    let clip = cls_scores(cls.clone(), text.features.clone(), model.logit_scale);
+    let surgery = feature_surgery(cls, text.features);
+    Ok(LabelScores {
+        clip: read_back(clip).await?,
+        surgery: read_back(surgery).await?,
     })
 }

@@ -10,8 +10,6 @@
 //! a term shared by all classes (which cannot change a per-pixel ranking) but also multiplies
 //! each class by its own weight `w_k` from the image's CLS token, which can.
 
-use serde::{Deserialize, Serialize};
-
 use crate::error::{ClipError, Result};
 use image::RgbImage;
 
@@ -20,35 +18,13 @@ use crate::input::query::{Method, Query};
 use crate::input::tokenizer::ClipTokenizer;
 use crate::model::Clip;
 use crate::output::maps::bilinear_taps;
+pub use crate::output::segmentation::Score;
 use crate::output::segmentation::{
     BackgroundRule, MAX_LABELS, PatchScores, Segmentation, check_threshold, segment,
 };
 use crate::surgery::bank::TextBank;
 use crate::surgery::explain::{Stage, pixels_tensor, read_back};
 use crate::surgery::feature::{feature_surgery, raw_similarity};
-
-/// The per-patch score the labels compete with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Score {
-    /// `cos(token, t_k)`: the author's protocol.
-    #[default]
-    Cosine,
-    /// Feature surgery, label-set mode (Eq. 9), over the labels and background words.
-    FeatureSurgery,
-}
-
-impl std::str::FromStr for Score {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "cosine" => Ok(Self::Cosine),
-            "feature-surgery" => Ok(Self::FeatureSurgery),
-            other => Err(format!("unknown score `{other}` (cosine, feature-surgery)")),
-        }
-    }
-}
 
 /// What to segment and how.
 #[derive(Debug, Clone, PartialEq, Default)]

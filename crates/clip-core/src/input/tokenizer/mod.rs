@@ -109,6 +109,21 @@ impl ClipTokenizer {
         texts.iter().map(|t| self.encode(t)).collect()
     }
 
+    /// How token `id` reads: its BPE string with the byte-level symbols turned back into text
+    /// (lossily where a character spans tokens) and the end-of-word mark `</w>` dropped;
+    /// SOT and EOT by name.
+    pub fn token_text(&self, id: u32) -> String {
+        let Some(symbols) = self.model.id_to_token(id) else {
+            return format!("<{id}>");
+        };
+        if self.specials.iter().any(|&(_, special)| special == id) {
+            return symbols;
+        }
+        let symbols = symbols.strip_suffix("</w>").unwrap_or(&symbols);
+        let bytes: Vec<u8> = symbols.chars().filter_map(byte_of_symbol).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
     /// BPE ids of already-cleaned text, without SOT/EOT.
     ///
     /// `Tokenizer::encode` is not used: it cuts added tokens out of the text wherever they
@@ -135,6 +150,20 @@ impl ClipTokenizer {
             .flat_map(|(_, _, tokens)| tokens.iter().flatten().map(|t| t.id))
             .collect())
     }
+}
+
+/// The byte a byte-level BPE symbol stands for (GPT-2's and CLIP's `bytes_to_unicode`: the
+/// printable Latin-1 bytes are themselves, the other 68 are `U+0100` onwards in byte order).
+fn byte_of_symbol(symbol: char) -> Option<u8> {
+    let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+    let code = u32::from(symbol);
+    if let Ok(b) = u8::try_from(code)
+        && printable(b)
+    {
+        return Some(b);
+    }
+    let n = usize::try_from(code.checked_sub(256)?).ok()?;
+    (0..=255u8).filter(|&b| !printable(b)).nth(n)
 }
 
 fn invalid(msg: impl std::fmt::Display) -> TokenizerError {
