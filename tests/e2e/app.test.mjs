@@ -324,6 +324,7 @@ test('segmentation view: the CLI\'s mask, a legend with areas, isolating a label
       return wrong;
     };
     assert.equal(expectPixels(await pixels(b.page, 'canvas.main', 'img/astronaut.png')), 0, 'segment colours');
+    if (SCREENSHOTS) await b.page.locator('section.stage').screenshot({ path: path.join(SCREENSHOTS, 'segmentation.png') });
 
     // A legend entry isolates its label (by keyboard), a second press shows all again.
     const biggest = byArea[0];
@@ -434,6 +435,7 @@ test('multimodal view: a text\'s tokens equal the CLI\'s, the top three are mark
     const asToken = { similarity: last.tokens[k].similarity.map((v) => [v]), grid: last.grid };
     const [x, y] = hotPixel(asToken, 0, shown.width, shown.height);
     assert.ok(channelDiff(shown, x, y) > 60, `the token's hot pixel (${x}, ${y}) barely differs from the photo`);
+    if (SCREENSHOTS) await b.page.locator('section.stage').screenshot({ path: path.join(SCREENSHOTS, 'tokens.png') });
     await button.click();
     await group.locator(`.token:nth-child(${k + 1})[aria-pressed="false"]`).waitFor();
     await b.page.waitForFunction((sum) => {
@@ -485,9 +487,10 @@ test('attention view: a click on a patch gives its q-k and v-v rows in the chose
       const [x, y] = hotPixel(asMap, 0, p.width, p.height);
       assert.ok(channelDiff(p, x, y) > 60, `${key}: the peak (${x}, ${y}) barely differs from the photo`);
     }
+    if (SCREENSHOTS) await b.page.locator('section.stage').screenshot({ path: path.join(SCREENSHOTS, 'attention.png') });
     // Another block, by its picker: a new run, and the address keeps it.
     await clearLast(b.page);
-    await b.page.getByLabel('Block').selectOption('2');
+    await b.page.getByRole('combobox', { name: /^Block/ }).selectOption('2');
     await b.page.waitForFunction(() => new URL(location.href).searchParams.get('block') === '2');
     await check(2, ['--block', '2']);
     assert.deepEqual(b.problems, []);

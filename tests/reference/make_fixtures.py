@@ -106,6 +106,9 @@ TOKENS_TEXT = "A photo of an astronaut with a flag, café!"
 TOKEN_CASES = ["astronaut.224", "astronaut.224x320"]
 # The attention view (Fig. 1): case -> (block, query token (0 = class token, 1 + row·gw + col
 # for a patch)), golden "attention.{case}" = [2, 1+N]: q-k row, v-v row, head-averaged.
+# The redundancy view (Fig. 2): golden "redundancy.{case}.{raw|surgery}" = [N, 2], per patch
+# the cosine with the "" ensemble and Eq. 9's subtracted term for the label set.
+REDUNDANCY_CASES = ["astronaut.224", "coffee.512"]
 ATTENTION_CASES = {"astronaut.224": (7, 1 + 6 * 14 + 4), "astronaut.224x320": (3, 1 + 2 * 20 + 17)}
 MAP_SIZE = (97, 131)  # (H, W) of the golden similarity maps; deliberately odd and non-square
 CONTEXT_LENGTH = 77
@@ -699,6 +702,15 @@ class Goldens:
             f"map.{prefix}.raw": similarity_map(sim_raw[1:], grid, MAP_SIZE),
             f"cls.{prefix}": cls,
         }
+        if prefix in REDUNDANCY_CASES:
+            for kind, tokens in (("raw", raw), ("surgery", surgery)):
+                # Fig. 2: cos with the "" ensemble, and the term clip_feature_surgery
+                # removes from every class (its mean over classes, summed over channels).
+                prob = ((tokens[:1] @ self.labels.t()) * 2).softmax(dim=-1)
+                w = (prob / prob.mean(dim=-1, keepdim=True)).reshape(1, -1, 1)
+                term = (tokens[:, None, :] * self.labels[None] * w).mean(dim=1).sum(dim=-1)
+                empty = tokens @ self.redundant
+                tensors[f"redundancy.{prefix}.{kind}"] = torch.stack([empty, term], dim=1)[1:]
         if prefix in ATTENTION_CASES:
             block, query = ATTENTION_CASES[prefix]
             tensors[f"attention.{prefix}"] = self.vit.attention_rows(pixels, block, query)
@@ -928,6 +940,7 @@ def main() -> None:
         "map_size": list(MAP_SIZE),
         "tokens": {"text": TOKENS_TEXT, "texts": token_texts(TOKENS_TEXT), "cases": TOKEN_CASES},
         "attention": {case: {"block": b, "query": q} for case, (b, q) in ATTENTION_CASES.items()},
+        "redundancy": REDUNDANCY_CASES,
         "segmentation": {"cases": SEG_CASES, "background_words": SEG_BACKGROUND_WORDS,
                          "threshold": SEG_THRESHOLD, "slide": list(SLIDE), "slide_images": SLIDE_IMAGES},
         "logit_scale": model.logit_scale.item(),

@@ -94,6 +94,10 @@ enum Command {
         /// The block of --attention-at (0-based; default: the last).
         #[arg(long, requires = "attention_at")]
         block: Option<usize>,
+        /// With --labels: also what the label maps share (paper Fig. 2): the map of the empty
+        /// text "" and of the term feature surgery subtracts from every class.
+        #[arg(long, requires = "labels")]
+        redundancy: bool,
         /// Model input size in pixels: S, or HxW (multiples of the patch size).
         #[arg(long, default_value = "224")]
         size: String,
@@ -442,6 +446,7 @@ fn run(cli: Cli) -> Result<()> {
             tokens,
             attention_at,
             block,
+            redundancy,
             size,
             method,
             out,
@@ -469,7 +474,11 @@ fn run(cli: Cli) -> Result<()> {
                 Some(xy) => Some(attention_query(&clip, &pre, xy, block)?),
                 None => None,
             };
-            let extras = Extras { tokens, attention };
+            let extras = Extras {
+                tokens,
+                attention,
+                redundancy,
+            };
             let bar = stage_bar();
             let explanation = pollster::block_on(explain_with(
                 &clip,

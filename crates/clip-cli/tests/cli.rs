@@ -1811,3 +1811,64 @@ fn explain_attention_rows_reproduce_the_reference() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `explain --labels … --redundancy --json` carries the reference's redundancy maps
+/// (`redundancy.astronaut.224.surgery`); `--redundancy` with a text is refused by clap.
+#[test]
+fn explain_redundancy_reproduces_the_reference() {
+    let dir = tempdir("explain-redundancy");
+    let g = golden_json();
+    let labels: Vec<&str> = g["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let out = dir.join("redundancy.json");
+    let json = explain_json(
+        "astronaut.png",
+        "224",
+        ["--labels", &labels.join(",")],
+        &out,
+    );
+    assert!(json.get("redundancy").is_none());
+    let model = fixtures().join("tiny-clip");
+    let image = fixtures().join("images/astronaut.png");
+    let run = |query: [&str; 2]| {
+        clip_surgery(&[
+            "explain",
+            "--model",
+            model.to_str().unwrap(),
+            "--image",
+            image.to_str().unwrap(),
+            query[0],
+            query[1],
+            "--redundancy",
+            "--json",
+            out.to_str().unwrap(),
+        ])
+    };
+    let output = run(["--labels", &labels.join(",")]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let (_, expected) = golden("redundancy.astronaut.224.surgery");
+    for (k, key) in ["empty", "term"].iter().enumerate() {
+        let ours = json["redundancy"][key].as_array().unwrap();
+        assert_eq!(ours.len() * 2, expected.len());
+        for (p, v) in ours.iter().enumerate() {
+            let reference = f64::from(expected[p * 2 + k]);
+            assert!(
+                (v.as_f64().unwrap() - reference).abs() < TOL,
+                "{key} patch {p}"
+            );
+        }
+    }
+    let output = run(["--text", "cat"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--labels"));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -108,6 +108,11 @@ pub enum ClipError {
         /// Tokens of the input (class token included).
         tokens: usize,
     },
+    /// The redundancy view was asked for a single text.
+    #[error(
+        "the redundancy view needs a label set (--labels): Eq. 9's shared term is over its classes"
+    )]
+    RedundancyNeedsLabels,
     /// Per-token maps were asked for a label set.
     #[error("token maps explain one text (--text), not a label set")]
     TokensNeedText,

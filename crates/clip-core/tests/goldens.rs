@@ -951,3 +951,69 @@ fn block_on_explain(
     ))
     .unwrap()
 }
+
+/// The redundancy view against the reference (`redundancy.{case}.{raw|surgery}`, Fig. 2): per
+/// patch the cosine with the `""` ensemble and Eq. 9's subtracted term, from raw CLIP's and
+/// the surgery path's tokens, on every device; a single text is refused.
+#[test]
+fn redundancy_maps_match_reference() {
+    use clip_core::surgery::explain::{Extras, explain_with};
+    let g = Goldens::load();
+    let extras = Extras {
+        redundancy: true,
+        ..Extras::default()
+    };
+    for (name, device) in devices() {
+        let model = load_model(&device);
+        let mut bank = TextBank::new();
+        for case in g.json["redundancy"].as_array().unwrap() {
+            let case = case.as_str().unwrap();
+            let (image, tag) = case.split_once('.').unwrap();
+            let pre = golden_pixels(&g, image, tag, g.image_hw(image));
+            for (method, kind) in [(Method::Raw, "raw"), (Method::Surgery, "surgery")] {
+                let e = block(explain_with(
+                    &model,
+                    &tokenizer(),
+                    &pre,
+                    &Query::Labels(g.labels()),
+                    method,
+                    &mut bank,
+                    extras,
+                    |_| {},
+                ))
+                .unwrap();
+                let r = e.redundancy.expect("redundancy maps");
+                let (shape, expected) = g.f32(&format!("redundancy.{case}.{kind}"));
+                assert_eq!(shape, vec![e.grid[0] * e.grid[1], 2]);
+                let what = format!("{name} redundancy.{case}.{kind}");
+                assert_close(
+                    &format!("{what} empty"),
+                    &r.empty,
+                    &column(&expected, 2, 0),
+                    TOL,
+                );
+                assert_close(
+                    &format!("{what} term"),
+                    &r.term,
+                    &column(&expected, 2, 1),
+                    TOL,
+                );
+            }
+        }
+        let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
+        let refused = block(explain_with(
+            &model,
+            &tokenizer(),
+            &pre,
+            &Query::text("cat").unwrap(),
+            Method::Surgery,
+            &mut bank,
+            extras,
+            |_| {},
+        ));
+        assert!(matches!(
+            refused,
+            Err(clip_core::error::ClipError::RedundancyNeedsLabels)
+        ));
+    }
+}

@@ -95,6 +95,7 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
             attention: job
                 .attention
                 .map(|a| (a.block.unwrap_or(last_block), a.patch)),
+            redundancy: false,
         };
         let explanation = explain_with(
             clip,

@@ -54,6 +54,20 @@ pub struct Explanation {
     /// row in one block, q-k beside v-v.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionRows>,
+    /// The redundancy view (paper Fig. 2, `explain --redundancy`): what every class shares.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redundancy: Option<Redundancy>,
+}
+
+/// What a label set's maps share (paper Fig. 2), per patch (row-major over the grid), before
+/// min-max, from the method's tokens: the cosine with the ensemble of the empty text `""`, and
+/// the term Eq. 9 subtracts from every class, `x · mean_k(w_k t_k)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Redundancy {
+    /// `cos(x, ensemble(""))`.
+    pub empty: Vec<f32>,
+    /// Feature surgery's subtracted term.
+    pub term: Vec<f32>,
 }
 
 /// One patch's attention to every token in one block of the image tower, averaged over heads:
@@ -267,6 +281,7 @@ mod tests {
             truncated: vec![],
             tokens: vec![],
             attention: None,
+            redundancy: None,
         }
     }
 
@@ -281,6 +296,7 @@ mod tests {
             "cls_surgery",
             "tokens",
             "attention",
+            "redundancy",
         ] {
             assert!(json.get(absent).is_none(), "{absent}");
         }

@@ -13,14 +13,14 @@ use crate::input::preprocess::Preprocessed;
 use crate::input::query::{Method, Query, split_target};
 use crate::input::tokenizer::ClipTokenizer;
 use crate::model::{Clip, l2_normalize};
-use crate::output::explanation::{AttentionRows, Explanation, TokenMap};
+use crate::output::explanation::{AttentionRows, Explanation, Redundancy, TokenMap};
 use crate::output::maps::{column, combine_min_max};
 use crate::output::points::{
     POINT_DOWNSAMPLE, POINT_THRESHOLD, combined_points, similarity_to_points,
 };
 use crate::surgery::bank::TextBank;
 use crate::surgery::feature::{
-    cls_scores, feature_surgery, feature_surgery_single, raw_similarity,
+    cls_scores, feature_surgery, feature_surgery_single, raw_similarity, redundant_feature,
 };
 use crate::surgery::prompts::TextFeatures;
 
@@ -99,6 +99,8 @@ pub struct Extras {
     pub tokens: bool,
     /// One patch's attention rows ([`Explanation::attention`]): `(block, [row, col])`.
     pub attention: Option<(usize, [usize; 2])>,
+    /// A label set's redundancy maps ([`Explanation::redundancy`]; encodes `""` once).
+    pub redundancy: bool,
 }
 
 /// [`explain`] with `extras` (one image encode for all of it).
@@ -130,6 +132,18 @@ pub async fn explain_with(
         })
         .await?;
     let e = model.config.embed_dim;
+    let empty = match (query, extras.redundancy) {
+        (Query::Labels(_), true) => {
+            let empty = [String::new()];
+            Some(
+                bank.features(model, tokenizer, &empty, |_, _| {})
+                    .await?
+                    .features,
+            )
+        }
+        (Query::Text(_), true) => return Err(ClipError::RedundancyNeedsLabels),
+        (_, false) => None,
+    };
 
     progress(Stage::Image);
     let tokens = model.encode_image(pixels_tensor(model, image), method)?; // [1, N+1, E]
@@ -168,6 +182,11 @@ pub async fn explain_with(
         (Query::Labels(_), true) => return Err(ClipError::TokensNeedText),
         (_, false) => None,
     };
+    // Fig. 2: the empty text's cosines and Eq. 9's shared term, side by side ([N+1, 2]).
+    let redundancy = empty.map(|empty| {
+        let shared = redundant_feature(&tokens, text.clone());
+        raw_similarity(tokens.clone(), Tensor::cat(vec![empty, shared], 0))
+    });
     // The cosines of the dense tokens before feature surgery: the segmentation scores.
     let logits = match method {
         Method::Raw => None,
@@ -196,6 +215,17 @@ pub async fn explain_with(
     let tokens = match token_maps {
         Some(pending) => pending.read(grid).await?,
         None => vec![],
+    };
+    let redundancy = match redundancy {
+        Some(both) => {
+            let both = read_back(both).await?; // [N+1, 2]
+            let patches = &both[2..];
+            Some(Redundancy {
+                empty: column(patches, 2, 0),
+                term: column(patches, 2, 1),
+            })
+        }
+        None => None,
     };
     let attention = match attention {
         Some((block, query, rows)) => {
@@ -260,6 +290,7 @@ pub async fn explain_with(
         truncated,
         tokens,
         attention,
+        redundancy,
     })
 }
 

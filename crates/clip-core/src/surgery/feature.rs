@@ -13,13 +13,25 @@ use burn::tensor::{Tensor, activation};
 /// channels. The sum is linear, so this equals `x · (w⊙T − mean_t(w⊙T))ᵀ`: one `[N, E]×[E, T]`
 /// matmul instead of an `[N, T, E]` tensor (59 classes × 1025 tokens × 512 would be 124 MB).
 pub fn feature_surgery(image: Tensor<2>, text: Tensor<2>) -> Tensor<2> {
+    let (weighted, redundant) = weighted_classes(&image, text);
+    image.matmul((weighted - redundant).transpose())
+}
+
+/// The redundant feature label-set feature surgery removes, `mean_t(w⊙T)` `[1, E]`: a
+/// token's `x · r` is the term Eq. 9 subtracts from every class (the paper's Fig. 2).
+pub fn redundant_feature(image: &Tensor<2>, text: Tensor<2>) -> Tensor<2> {
+    weighted_classes(image, text).1
+}
+
+/// `w⊙T` `[T, E]` (the classes weighted by the CLS token) and its mean over classes `[1, E]`.
+fn weighted_classes(image: &Tensor<2>, text: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
     let [_, e] = image.dims();
     let cls = image.clone().slice([0..1, 0..e]); // [1, E]
     let prob = activation::softmax(cls.matmul(text.clone().transpose()) * 2.0, 1); // [1, T]
     let w = prob.clone() / prob.mean_dim(1); // [1, T]
     let weighted = text * w.transpose(); // [T, E]
     let redundant = weighted.clone().mean_dim(0); // [1, E]
-    image.matmul((weighted - redundant).transpose())
+    (weighted, redundant)
 }
 
 /// Single-text mode: `x · (t − r)ᵀ`, with `r` the prompt-ensembled feature of `""`
