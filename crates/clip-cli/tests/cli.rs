@@ -1872,3 +1872,138 @@ fn explain_redundancy_reproduces_the_reference() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--labels"));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The other `eval-seg` layouts, each with one image where its dataset puts it and a truth in
+/// its value convention: the truth is `segment`'s own prediction (as class values) with the
+/// first row set to the first class and the last row ignored, written as the dataset writes it
+/// (Context and ADE20K: value + 1, 0 ignored; COCO-Object: class 0 is background, label i is
+/// class i + 1). The metrics are counted by hand as for the folder layout.
+#[test]
+fn eval_seg_reads_the_context_coco_cityscapes_and_ade_layouts() {
+    use clip_core::input::presets::Preset;
+    struct Case {
+        layout: &'static str,
+        preset: &'static str,
+        image: &'static str,
+        truth: &'static str,
+        list: Option<&'static str>,
+        zero_ignored: bool,
+        background: bool,
+    }
+    let cases = [
+        Case {
+            layout: "context",
+            preset: "context",
+            image: "JPEGImages/2008_000001.jpg",
+            truth: "SegmentationClassContext/2008_000001.png",
+            list: Some("ImageSets/SegmentationContext/val.txt"),
+            zero_ignored: true,
+            background: false,
+        },
+        Case {
+            layout: "coco-stuff",
+            preset: "coco-stuff",
+            image: "images/val2017/000000000139.jpg",
+            truth: "annotations/val2017/000000000139_labelTrainIds.png",
+            list: None,
+            zero_ignored: false,
+            background: false,
+        },
+        Case {
+            layout: "coco-object",
+            preset: "coco-object",
+            image: "images/val2017/000000000139.jpg",
+            truth: "annotations/val2017/000000000139_instanceTrainIds.png",
+            list: None,
+            zero_ignored: false,
+            background: true,
+        },
+        Case {
+            layout: "cityscapes",
+            preset: "cityscapes",
+            image: "leftImg8bit/val/lindau/lindau_000000_000019_leftImg8bit.png",
+            truth: "gtFine/val/lindau/lindau_000000_000019_gtFine_labelTrainIds.png",
+            list: None,
+            zero_ignored: false,
+            background: false,
+        },
+        Case {
+            layout: "ade",
+            preset: "ade",
+            image: "images/validation/ADE_val_00000001.jpg",
+            truth: "annotations/validation/ADE_val_00000001.png",
+            list: None,
+            zero_ignored: true,
+            background: false,
+        },
+    ];
+    for case in cases {
+        let root = tempdir(&format!("eval-seg-{}", case.layout));
+        let image = root.join(case.image);
+        let truth_file = root.join(case.truth);
+        for file in [&image, &truth_file] {
+            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        }
+        if let Some(list) = case.list {
+            std::fs::create_dir_all(root.join(list).parent().unwrap()).unwrap();
+            std::fs::write(root.join(list), "2008_000001\n").unwrap();
+        }
+        image::open(fixtures().join("images/astronaut-224.png"))
+            .unwrap()
+            .to_rgb8()
+            .save(&image)
+            .unwrap();
+        let labels = Preset::find(case.preset).unwrap().labels.join(",");
+        let (mask, [h, w]) = segment_mask(&image, &labels, &root);
+        // Class values: label i is class i (i + 1 after a background class).
+        let shift = u8::from(case.background);
+        let predicted: Vec<u8> = mask.iter().map(|&m| m + shift).collect();
+        let mut truth = predicted.clone();
+        truth[..w].fill(0);
+        truth[(h - 1) * w..].fill(255);
+        let written: Vec<u8> = if case.zero_ignored {
+            truth
+                .iter()
+                .map(|&v| if v == 255 { 0 } else { v + 1 })
+                .collect()
+        } else {
+            truth.clone()
+        };
+        image::GrayImage::from_raw(w as u32, h as u32, written)
+            .unwrap()
+            .save(&truth_file)
+            .unwrap();
+        let classes = Preset::find(case.preset).unwrap().labels.len() + usize::from(shift);
+        let expected = expected_scores(&[(truth, predicted)], classes);
+        let (output, scores) =
+            eval_seg(&["--dataset", case.layout, "--root", root.to_str().unwrap()]);
+        assert!(
+            output.status.success(),
+            "{}: {}",
+            case.layout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(scores["images"], 1, "{}", case.layout);
+        let miou = scores["miou"].as_f64().unwrap();
+        assert!(
+            (miou - expected.1).abs() < 1e-12,
+            "{}: {miou} vs {}",
+            case.layout,
+            expected.1
+        );
+        assert!(
+            expected.1 < 1.0,
+            "{}: the edits must cost something",
+            case.layout
+        );
+        let accuracy = scores["pixel_accuracy"].as_f64().unwrap();
+        assert!((accuracy - expected.2).abs() < 1e-12, "{}", case.layout);
+        assert_eq!(
+            scores["per_class"].as_object().unwrap().len(),
+            classes,
+            "{}",
+            case.layout
+        );
+        std::fs::remove_dir_all(&root).ok();
+    }
+}
