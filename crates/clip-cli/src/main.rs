@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use classification::{ClassLayout, Labelled};
 use clip_core::config::ClipConfig;
 use clip_core::input::preprocess::{Preprocessed, decode_image, preprocess, preprocess_image};
-use clip_core::input::query::{Method, Query, split_labels};
+use clip_core::input::query::{AttentionAt, Method, Query, split_labels};
 use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::model::calibration::{self, Calibration};
@@ -981,14 +981,14 @@ fn parse_point(text: &str) -> Result<[usize; 2]> {
     }
 }
 
-/// The attention query of pixel `[x, y]` of the image: the block (default the last) and the
-/// grid patch that covers the pixel once the image is resized to the input.
+/// The attention query of pixel `[x, y]` of the image: the block as given (`None`: the last)
+/// and the grid patch that covers the pixel once the image is resized to the input.
 fn attention_query(
     clip: &Clip,
     pre: &Preprocessed,
     [x, y]: [usize; 2],
     block: Option<usize>,
-) -> Result<(usize, [usize; 2])> {
+) -> Result<AttentionAt> {
     let [h, w] = pre.original_hw;
     if x >= w || y >= h {
         bail!("--attention-at {x},{y} is outside the {w}×{h} image");
@@ -996,8 +996,10 @@ fn attention_query(
     let [gh, gw] = clip
         .vision_model
         .grid_for(pre.input_hw[0], pre.input_hw[1])?;
-    let block = block.unwrap_or(clip.config.vision.tower.layers - 1);
-    Ok((block, [y * gh / h, x * gw / w]))
+    Ok(AttentionAt {
+        block,
+        patch: [y * gh / h, x * gw / w],
+    })
 }
 
 /// `224` → 224×224; `224x320` → H×W.

@@ -783,7 +783,7 @@ fn sliding_window_segmentation_matches_reference() {
 /// score, and how it reads — on every device, within the usual tolerance.
 #[test]
 fn token_maps_match_reference() {
-    use clip_core::surgery::explain::{Extras, explain_with};
+    use clip_core::surgery::explain::Extras;
     let tokens = Extras {
         tokens: true,
         ..Extras::default()
@@ -806,16 +806,14 @@ fn token_maps_match_reference() {
             let pre = golden_pixels(&g, image, tag, g.image_hw(image));
             let (_, scores) = g.f32(&format!("tokens.{case}.score"));
             for (method, key) in [(Method::Surgery, "similarity"), (Method::Raw, "raw")] {
-                let e = block(explain_with(
+                let e = explain_extras(
                     &model,
-                    &tokenizer(),
                     &pre,
                     &Query::text(text).unwrap(),
                     method,
                     &mut bank,
                     tokens,
-                    |_| {},
-                ))
+                )
                 .unwrap();
                 let read: Vec<&str> = e.tokens.iter().map(|t| t.text.as_str()).collect();
                 assert_eq!(read, texts, "{name} {case}");
@@ -839,16 +837,14 @@ fn token_maps_match_reference() {
     let (_, device) = devices().into_iter().next().unwrap();
     let model = load_model(&device);
     let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
-    let refused = block(explain_with(
+    let refused = explain_extras(
         &model,
-        &tokenizer(),
         &pre,
         &Query::Labels(g.labels()),
         Method::Surgery,
         &mut TextBank::new(),
         tokens,
-        |_| {},
-    ));
+    );
     assert!(matches!(
         refused,
         Err(clip_core::error::ClipError::TokensNeedText)
@@ -862,7 +858,8 @@ fn token_maps_match_reference() {
 /// tells a wrong block, token or path apart.
 #[test]
 fn attention_rows_match_reference() {
-    use clip_core::surgery::explain::{Extras, explain_with};
+    use clip_core::input::query::AttentionAt;
+    use clip_core::surgery::explain::Extras;
     const ATTENTION_TOL: f32 = 1e-6;
     let g = Goldens::load();
     for (name, device) in devices() {
@@ -879,10 +876,15 @@ fn attention_rows_match_reference() {
                 .unwrap()[1];
             let query = [(token - 1) / gw, (token - 1) % gw];
             let extras = Extras {
-                attention: Some((block, query)),
+                attention: Some(AttentionAt {
+                    block: Some(block),
+                    patch: query,
+                }),
                 ..Extras::default()
             };
-            let e = block_on_explain(&model, &pre, &g, &mut bank, extras);
+            let labels = Query::Labels(g.labels());
+            let e =
+                explain_extras(&model, &pre, &labels, Method::Surgery, &mut bank, extras).unwrap();
             let rows = e.attention.expect("attention rows");
             assert_eq!((rows.block, rows.query), (block, query));
             let (shape, expected) = g.f32(&format!("attention.{case}"));
@@ -905,51 +907,52 @@ fn attention_rows_match_reference() {
         }
         // A block or patch the model does not have is a typed error.
         let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
-        for bad in [(99, [0, 0]), (0, [14, 0])] {
+        for (index, patch) in [(99, [0, 0]), (0, [14, 0])] {
             let extras = Extras {
-                attention: Some(bad),
+                attention: Some(AttentionAt {
+                    block: Some(index),
+                    patch,
+                }),
                 ..Extras::default()
             };
-            let refused = block(explain_with(
+            let refused = explain_extras(
                 &model,
-                &tokenizer(),
                 &pre,
                 &Query::Labels(g.labels()),
                 Method::Surgery,
                 &mut bank,
                 extras,
-                |_| {},
-            ));
+            );
             assert!(
                 matches!(
                     refused,
                     Err(clip_core::error::ClipError::BadAttentionQuery { .. })
                 ),
-                "{bad:?}"
+                "block {index}, patch {patch:?}"
             );
         }
     }
 }
 
-/// `explain_with` on the golden labels.
-fn block_on_explain(
+/// `explain_with` with the fixture's tokenizer, blocking.
+fn explain_extras(
     model: &clip_core::model::Clip,
     pre: &Preprocessed,
-    g: &Goldens,
+    query: &Query,
+    method: Method,
     bank: &mut TextBank,
     extras: clip_core::surgery::explain::Extras,
-) -> clip_core::output::explanation::Explanation {
+) -> clip_core::error::Result<clip_core::output::explanation::Explanation> {
     block(clip_core::surgery::explain::explain_with(
         model,
         &tokenizer(),
         pre,
-        &Query::Labels(g.labels()),
-        Method::Surgery,
+        query,
+        method,
         bank,
         extras,
         |_| {},
     ))
-    .unwrap()
 }
 
 /// The redundancy view against the reference (`redundancy.{case}.{raw|surgery}`, Fig. 2): per
@@ -957,7 +960,7 @@ fn block_on_explain(
 /// the surgery path's tokens, on every device; a single text is refused.
 #[test]
 fn redundancy_maps_match_reference() {
-    use clip_core::surgery::explain::{Extras, explain_with};
+    use clip_core::surgery::explain::Extras;
     let g = Goldens::load();
     let extras = Extras {
         redundancy: true,
@@ -971,16 +974,14 @@ fn redundancy_maps_match_reference() {
             let (image, tag) = case.split_once('.').unwrap();
             let pre = golden_pixels(&g, image, tag, g.image_hw(image));
             for (method, kind) in [(Method::Raw, "raw"), (Method::Surgery, "surgery")] {
-                let e = block(explain_with(
+                let e = explain_extras(
                     &model,
-                    &tokenizer(),
                     &pre,
                     &Query::Labels(g.labels()),
                     method,
                     &mut bank,
                     extras,
-                    |_| {},
-                ))
+                )
                 .unwrap();
                 let r = e.redundancy.expect("redundancy maps");
                 let (shape, expected) = g.f32(&format!("redundancy.{case}.{kind}"));
@@ -1001,16 +1002,14 @@ fn redundancy_maps_match_reference() {
             }
         }
         let pre = golden_pixels(&g, "astronaut", "224", g.image_hw("astronaut"));
-        let refused = block(explain_with(
+        let refused = explain_extras(
             &model,
-            &tokenizer(),
             &pre,
             &Query::text("cat").unwrap(),
             Method::Surgery,
             &mut bank,
             extras,
-            |_| {},
-        ));
+        );
         assert!(matches!(
             refused,
             Err(clip_core::error::ClipError::RedundancyNeedsLabels)

@@ -29,6 +29,7 @@
 //! what ran wllama out of memory); and an agent is a Yew component, which would put Yew into
 //! the worker. Hand-rolled, the protocol is these enums plus two functions.
 
+pub use clip_core::input::query::AttentionAt;
 use clip_core::input::query::Method;
 use clip_core::output::explanation::Explanation;
 use clip_core::weights::pack::Scheme;
@@ -190,16 +191,6 @@ pub struct ExplainRequest {
     /// The attention view: one patch's attention rows.
     #[serde(default)]
     pub attention: Option<AttentionAt>,
-}
-
-/// Which attention rows to compute: the patch `[row, col]` of the grid, in `block` (`None`: the
-/// last).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttentionAt {
-    /// 0-based block; `None` for the last.
-    pub block: Option<usize>,
-    /// The query patch.
-    pub patch: [usize; 2],
 }
 
 /// A unit of work with a progress bar.

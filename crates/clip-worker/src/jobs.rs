@@ -82,21 +82,18 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
     [marks[2], marks[3]] = [marks[1]; 2];
     // The model's text features: held since it loaded, then persisted ones, then encoded.
     let mut bank = model.bank.take();
-    let (texts, _) = query_texts(&query, job.method);
+    // A single text also gets its per-token maps (the multimodal view): one short text
+    // forward and a few products beside the explanation.
+    let extras = Extras {
+        tokens: matches!(query, Query::Text(_)),
+        attention: job.attention,
+        redundancy: false,
+    };
+    let (texts, _) = query_texts(&query, job.method, &extras);
     let unheld = restore(&model, &mut bank, &texts).await;
     let compare = job.compare && job.method == Method::Surgery;
     let mut encoded = None;
     let explained = async {
-        // A single text also gets its per-token maps (the multimodal view): one short text
-        // forward and a few products beside the explanation.
-        let last_block = clip.config.vision.tower.layers.saturating_sub(1);
-        let extras = Extras {
-            tokens: matches!(query, Query::Text(_)),
-            attention: job
-                .attention
-                .map(|a| (a.block.unwrap_or(last_block), a.patch)),
-            redundancy: false,
-        };
         let explanation = explain_with(
             clip,
             &tokenizer,

@@ -37,6 +37,16 @@ impl Method {
     }
 }
 
+/// Which attention rows to compute (the attention view): the query patch `[row, col]` of the
+/// grid, in `block` (`None`: the last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AttentionAt {
+    /// 0-based block; `None` for the last.
+    pub block: Option<usize>,
+    /// The query patch.
+    pub patch: [usize; 2],
+}
+
 /// What the user asked to explain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {

@@ -10,7 +10,7 @@ use burn::tensor::{Tensor, TensorData};
 
 use crate::error::{ClipError, Result};
 use crate::input::preprocess::Preprocessed;
-use crate::input::query::{Method, Query, split_target};
+use crate::input::query::{AttentionAt, Method, Query, split_target};
 use crate::input::tokenizer::ClipTokenizer;
 use crate::model::{Clip, l2_normalize};
 use crate::output::explanation::{AttentionRows, Explanation, Redundancy, TokenMap};
@@ -56,10 +56,11 @@ pub async fn read_back<const D: usize>(tensor: Tensor<D>) -> Result<Vec<f32>> {
         .map_err(|e| ClipError::Device(format!("{e:?}")))
 }
 
-/// The texts `query` needs encoded under `method`, and how many of them each result column
-/// combines. Single-text surgery also needs the redundant feature, the ensemble of `""`, last;
-/// raw CLIP does not (85 more prompts).
-pub fn query_texts(query: &Query, method: Method) -> (Vec<String>, Vec<usize>) {
+/// The texts `query` needs encoded under `method` with `extras`, and how many of them each
+/// result column combines. The ensemble of `""` comes last where it is needed: single-text
+/// surgery's redundant feature (raw CLIP does without: 85 more prompts) and the redundancy
+/// view.
+pub fn query_texts(query: &Query, method: Method, extras: &Extras) -> (Vec<String>, Vec<usize>) {
     let (mut texts, parts_per_label) = match query {
         Query::Labels(labels) => (labels.clone(), vec![1; labels.len()]),
         Query::Text(text) => {
@@ -68,7 +69,11 @@ pub fn query_texts(query: &Query, method: Method) -> (Vec<String>, Vec<usize>) {
             (parts, vec![n])
         }
     };
-    if matches!(query, Query::Text(_)) && method == Method::Surgery {
+    let empty = match query {
+        Query::Text(_) => method == Method::Surgery,
+        Query::Labels(_) => extras.redundancy,
+    };
+    if empty {
         texts.push(String::new());
     }
     (texts, parts_per_label)
@@ -97,10 +102,21 @@ pub async fn explain(
 pub struct Extras {
     /// A single text's per-token maps ([`Explanation::tokens`], the multimodal view).
     pub tokens: bool,
-    /// One patch's attention rows ([`Explanation::attention`]): `(block, [row, col])`.
-    pub attention: Option<(usize, [usize; 2])>,
-    /// A label set's redundancy maps ([`Explanation::redundancy`]; encodes `""` once).
+    /// One patch's attention rows ([`Explanation::attention`]).
+    pub attention: Option<AttentionAt>,
+    /// A label set's redundancy maps ([`Explanation::redundancy`]; one more text, `""`).
     pub redundancy: bool,
+}
+
+impl Extras {
+    /// Refuses extras that `query` cannot have.
+    fn check(&self, query: &Query) -> Result<()> {
+        match query {
+            Query::Labels(_) if self.tokens => Err(ClipError::TokensNeedText),
+            Query::Text(_) if self.redundancy => Err(ClipError::RedundancyNeedsLabels),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// [`explain`] with `extras` (one image encode for all of it).
@@ -115,12 +131,12 @@ pub async fn explain_with(
     extras: Extras,
     mut progress: impl FnMut(Stage),
 ) -> Result<Explanation> {
-    let want_tokens = extras.tokens;
+    extras.check(query)?;
     let grid = model
         .vision_model
         .grid_for(image.input_hw[0], image.input_hw[1])?;
     // Text first: the ensembles are the long part on CPU and report progress per text.
-    let (all, parts_per_label) = query_texts(query, method);
+    let (all, parts_per_label) = query_texts(query, method, &extras);
     let single = matches!(query, Query::Text(_));
     let n_texts = parts_per_label.iter().sum();
     let TextFeatures {
@@ -132,18 +148,8 @@ pub async fn explain_with(
         })
         .await?;
     let e = model.config.embed_dim;
-    let empty = match (query, extras.redundancy) {
-        (Query::Labels(_), true) => {
-            let empty = [String::new()];
-            Some(
-                bank.features(model, tokenizer, &empty, |_, _| {})
-                    .await?
-                    .features,
-            )
-        }
-        (Query::Text(_), true) => return Err(ClipError::RedundancyNeedsLabels),
-        (_, false) => None,
-    };
+    // `""`'s ensemble, where the query needs it, follows the query's texts.
+    let empty = || features.clone().slice([n_texts..n_texts + 1, 0..e]);
 
     progress(Stage::Image);
     let tokens = model.encode_image(pixels_tensor(model, image), method)?; // [1, N+1, E]
@@ -153,13 +159,14 @@ pub async fn explain_with(
     let similarity = match (method, single) {
         (Method::Raw, _) => raw_similarity(tokens.clone(), text.clone()),
         (Method::Surgery, false) => feature_surgery(tokens.clone(), text.clone()),
-        (Method::Surgery, true) => {
-            let redundant = features.slice([n_texts..n_texts + 1, 0..e]);
-            feature_surgery_single(tokens.clone(), text.clone(), redundant)
-        }
+        (Method::Surgery, true) => feature_surgery_single(tokens.clone(), text.clone(), empty()),
     };
     let attention = match extras.attention {
-        Some((block, [row, col])) => {
+        Some(AttentionAt {
+            block,
+            patch: [row, col],
+        }) => {
+            let block = block.unwrap_or(model.config.vision.tower.layers.saturating_sub(1));
             let [gh, gw] = grid;
             if row >= gh || col >= gw {
                 return Err(ClipError::BadAttentionQuery {
@@ -177,15 +184,16 @@ pub async fn explain_with(
         }
         None => None,
     };
-    let token_maps = match (query, want_tokens) {
-        (Query::Text(text), true) => Some(token_maps(model, tokenizer, &tokens, text, method)?),
-        (Query::Labels(_), true) => return Err(ClipError::TokensNeedText),
-        (_, false) => None,
+    let token_maps = match query {
+        Query::Text(text) if extras.tokens => {
+            Some(token_maps(model, tokenizer, &tokens, text, method)?)
+        }
+        _ => None,
     };
     // Fig. 2: the empty text's cosines and Eq. 9's shared term, side by side ([N+1, 2]).
-    let redundancy = empty.map(|empty| {
+    let redundancy = extras.redundancy.then(|| {
         let shared = redundant_feature(&tokens, text.clone());
-        raw_similarity(tokens.clone(), Tensor::cat(vec![empty, shared], 0))
+        raw_similarity(tokens.clone(), Tensor::cat(vec![empty(), shared], 0))
     });
     // The cosines of the dense tokens before feature surgery: the segmentation scores.
     let logits = match method {
