@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use classification::{ClassLayout, Labelled};
 use clip_core::config::ClipConfig;
 use clip_core::input::preprocess::{Preprocessed, decode_image, preprocess, preprocess_image};
@@ -66,14 +66,35 @@ enum MethodArg {
     Raw,
 }
 
+/// The model a command runs: where it is, where it computes, at what precision.
+#[derive(Args)]
+struct ModelArgs {
+    /// A Hugging Face CLIPModel directory (config.json + model.safetensors), an
+    /// OpenAI/open_clip-named .safetensors file, or a weight pack directory (`convert`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "cpu")]
+    device: DeviceArg,
+    /// Quantize a checkpoint on load (as `convert` would, without writing the pack); a pack
+    /// keeps its own scheme. f32 runs the checkpoint as it is.
+    #[arg(long, default_value = "f32")]
+    quant: Scheme,
+}
+
+impl ModelArgs {
+    /// The model on its device, and its text bank.
+    fn load(&self) -> Result<(Clip, TextBank)> {
+        load_model(&self.model, self.quant, self.device)
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Similarity maps, CLS scores and Text2Points for an image and a text or label set.
     Explain {
-        /// A Hugging Face CLIPModel directory (config.json + model.safetensors), an
-        /// OpenAI/open_clip-named .safetensors file, or a weight pack directory (`convert`).
-        #[arg(long)]
-        model: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The picture (png, jpeg, webp, gif).
         #[arg(long)]
         image: PathBuf,
@@ -117,13 +138,6 @@ enum Command {
         /// Write the similarities, scores and points as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-        /// Quantize a checkpoint on load (as `convert` would, without writing the pack); a pack
-        /// keeps its own scheme. f32 runs the checkpoint as it is.
-        #[arg(long, default_value = "f32")]
-        quant: Scheme,
         /// A tokenizer.json other than the built-in CLIP BPE.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
@@ -132,10 +146,8 @@ enum Command {
     /// to the image, is highest (the author's protocol: cosine of the surgery tokens with the
     /// labels' 85-template ensembles, no feature surgery).
     Segment {
-        /// A Hugging Face CLIPModel directory, an OpenAI/open_clip-named .safetensors file, or
-        /// a weight pack directory.
-        #[arg(long)]
-        model: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The picture (png, jpeg, webp, gif).
         #[arg(long)]
         image: PathBuf,
@@ -183,12 +195,6 @@ enum Command {
         /// Write labels, size, mask and areas as JSON.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-        /// Quantize a checkpoint on load; a pack keeps its own scheme.
-        #[arg(long, default_value = "f32")]
-        quant: Scheme,
         /// A tokenizer.json other than the built-in CLIP BPE.
         #[arg(long)]
         tokenizer: Option<PathBuf>,
@@ -196,9 +202,8 @@ enum Command {
     /// Segmentation metrics over a dataset: mIoU, per-class IoU and pixel accuracy of
     /// `segment` against the truth masks (one confusion matrix over all images, 255 ignored).
     EvalSeg {
-        /// A checkpoint or weight pack, as for `segment`.
-        #[arg(long)]
-        model: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The dataset's directory layout.
         #[arg(long, value_enum)]
         dataset: Layout,
@@ -239,21 +244,14 @@ enum Command {
         /// Probability floor under which a pixel is background.
         #[arg(long)]
         threshold: Option<f32>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-        /// Quantize a checkpoint on load; a pack keeps its own scheme.
-        #[arg(long, default_value = "f32")]
-        quant: Scheme,
     },
     /// The paper's explainability metrics over a segmentation dataset: for every image and
     /// every class in its truth, the class's similarity map (label set = the dataset's classes)
     /// thresholded at 0.05 … 0.95 against the class's pixels — mIoU per threshold and the best
     /// — and the mean score contrast (mSC).
     EvalExplain {
-        /// A checkpoint or weight pack, as for `explain`.
-        #[arg(long)]
-        model: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The dataset's directory layout (as for `eval-seg`).
         #[arg(long, value_enum)]
         dataset: Layout,
@@ -275,20 +273,13 @@ enum Command {
         /// Write {"thresholds", "miou_at", "best_threshold", "best_miou", "msc", "pairs"}.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-        /// Quantize a checkpoint on load; a pack keeps its own scheme.
-        #[arg(long, default_value = "f32")]
-        quant: Scheme,
     },
     /// Multi-label recognition: mAP of CLIP Surgery's score (feature surgery on the CLS token)
     /// beside CLIP's softmax score, over a folder with a labels file or a VOC, COCO or
     /// NUS-WIDE layout.
     EvalMultilabel {
-        /// A checkpoint or weight pack, as for `explain`.
-        #[arg(long)]
-        model: PathBuf,
+        #[command(flatten)]
+        model: ModelArgs,
         /// The images of --labels-file (paths in it are relative to this folder).
         #[arg(long, requires = "labels_file", conflicts_with = "dataset")]
         images: Option<PathBuf>,
@@ -319,12 +310,6 @@ enum Command {
         /// "positives"}}, "images"}.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "cpu")]
-        device: DeviceArg,
-        /// Quantize a checkpoint on load; a pack keeps its own scheme.
-        #[arg(long, default_value = "f32")]
-        quant: Scheme,
     },
     /// Convert a checkpoint into a weight pack for the web: ≤ 64 MB shards + manifest.json.
     Convert {
@@ -453,8 +438,6 @@ fn run(cli: Cli) -> Result<()> {
             colormap,
             opacity,
             json,
-            device,
-            quant,
             tokenizer,
         } => {
             let query = match (&text, &labels) {
@@ -469,7 +452,7 @@ fn run(cli: Cli) -> Result<()> {
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
             let (picture, pre) = read_image(&image, input_hw)?;
             let at = attention_at.as_deref().map(parse_point).transpose()?;
-            let (clip, mut bank) = load_model(&model, quant, device)?;
+            let (clip, mut bank) = model.load()?;
             let attention = match at {
                 Some(xy) => Some(attention_query(&clip, &pre, xy, block)?),
                 None => None,
@@ -517,8 +500,6 @@ fn run(cli: Cli) -> Result<()> {
             feature_surgery,
             background,
             threshold,
-            device,
-            quant,
         } => {
             let dataset = Dataset::open(dataset, &root, classes.as_deref())?;
             let run = SegRun {
@@ -541,7 +522,7 @@ fn run(cli: Cli) -> Result<()> {
                 }),
                 limit,
             };
-            let scores = eval_seg(&model, &dataset, &run, device, quant)?;
+            let scores = eval_seg(&model, &dataset, &run)?;
             write_json(json.as_deref(), &scores)?;
             print_scores(&scores);
             Ok(())
@@ -555,20 +536,10 @@ fn run(cli: Cli) -> Result<()> {
             method,
             limit,
             json,
-            device,
-            quant,
         } => {
             let dataset = Dataset::open(dataset, &root, classes.as_deref())?;
             let input_hw = parse_size(&size)?;
-            let scores = eval_explain(
-                &model,
-                &dataset,
-                input_hw,
-                method.into(),
-                limit,
-                device,
-                quant,
-            )?;
+            let scores = eval_explain(&model, &dataset, input_hw, method.into(), limit)?;
             write_json(json.as_deref(), &scores)?;
             print_explain_scores(&scores);
             Ok(())
@@ -583,8 +554,6 @@ fn run(cli: Cli) -> Result<()> {
             size,
             limit,
             json,
-            device,
-            quant,
         } => {
             let set = match (images, labels_file, dataset, root) {
                 (Some(images), Some(file), _, _) => Labelled::from_file(&images, &file)?,
@@ -592,7 +561,7 @@ fn run(cli: Cli) -> Result<()> {
                 _ => bail!("give --images and --labels-file, or --dataset and --root"),
             };
             let input_hw = parse_size(&size)?;
-            let scores = eval_multilabel(&model, &set, input_hw, limit, device, quant)?;
+            let scores = eval_multilabel(&model, &set, input_hw, limit)?;
             write_json(json.as_deref(), &scores)?;
             print_multilabel(&scores);
             Ok(())
@@ -613,8 +582,6 @@ fn run(cli: Cli) -> Result<()> {
             opacity,
             mask,
             json,
-            device,
-            quant,
             tokenizer,
         } => {
             let query = SegmentQuery {
@@ -641,7 +608,7 @@ fn run(cli: Cli) -> Result<()> {
             let input_hw = parse_size(&size)?;
             let tokenizer = load_tokenizer(tokenizer.as_deref())?;
             let (picture, pre) = read_image(&image, input_hw)?;
-            let (clip, mut bank) = load_model(&model, quant, device)?;
+            let (clip, mut bank) = model.load()?;
             let bar = stage_bar();
             let progress = stage_progress(&bar, "segmenting");
             let segmentation = pollster::block_on(async {
@@ -684,13 +651,7 @@ struct SegRun {
     limit: Option<usize>,
 }
 
-fn eval_seg(
-    model: &Path,
-    dataset: &Dataset,
-    run: &SegRun,
-    device: DeviceArg,
-    quant: Scheme,
-) -> Result<SegmentationScores> {
+fn eval_seg(model: &ModelArgs, dataset: &Dataset, run: &SegRun) -> Result<SegmentationScores> {
     let SegRun {
         query,
         input_hw,
@@ -700,7 +661,7 @@ fn eval_seg(
     let texts = query.texts()?;
     let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = load_model(model, quant, device)?;
+    let (clip, mut bank) = model.load()?;
     // The labels' text once, before the images.
     encode_labels(&clip, &tokenizer, &mut bank, &texts)?;
     let mut confusion = Confusion::new(dataset.classes.len());
@@ -799,18 +760,16 @@ fn dataset_image(path: &Path) -> Result<image::RgbImage> {
 }
 
 fn eval_explain(
-    model: &Path,
+    model: &ModelArgs,
     dataset: &Dataset,
     input_hw: [usize; 2],
     method: Method,
     limit: Option<usize>,
-    device: DeviceArg,
-    quant: Scheme,
 ) -> Result<ExplainScores> {
     let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
     let query = Query::label_set(dataset.labels.clone())?;
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = load_model(model, quant, device)?;
+    let (clip, mut bank) = model.load()?;
     encode_labels(&clip, &tokenizer, &mut bank, &dataset.labels)?;
     let mut metrics = ExplainMetrics::default();
     let bar = images_bar(samples.len(), "explaining images");
@@ -871,12 +830,10 @@ fn print_explain_scores(scores: &ExplainScores) {
 }
 
 fn eval_multilabel(
-    model: &Path,
+    model: &ModelArgs,
     set: &Labelled,
     input_hw: [usize; 2],
     limit: Option<usize>,
-    device: DeviceArg,
-    quant: Scheme,
 ) -> Result<MultiLabelScores> {
     let images = &set.images[..limit.unwrap_or(usize::MAX).min(set.images.len())];
     // The same checks as any label set (no label twice, none empty).
@@ -884,7 +841,7 @@ fn eval_multilabel(
         bail!("multi-label recognition needs a label set");
     };
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = load_model(model, quant, device)?;
+    let (clip, mut bank) = model.load()?;
     encode_labels(&clip, &tokenizer, &mut bank, &labels)?;
     let mut metrics = MultiLabel::new(labels.len());
     let bar = images_bar(images.len(), "scoring images");
