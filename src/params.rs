@@ -107,7 +107,8 @@ pub struct Params {
     /// Which build of the threaded CPU worker runs (`None`: relaxed SIMD where the browser
     /// has it, else baseline SIMD; www/worker_loader.js decides).
     pub simd: Option<Simd>,
-    /// What the result shows: a label's heatmap, the label set's segmentation, or attention.
+    /// What the result shows: a label's heatmap, the label set's segmentation, one patch's
+    /// attention, or what the labels' maps share.
     pub view: View,
     /// The attention view's query patch `[row, col]` (a click on the picture sets it).
     pub at: Option<[usize; 2]>,
@@ -182,11 +183,19 @@ pub enum View {
     Segmentation,
     /// One patch's attention, q-k beside v-v (paper Fig. 1).
     Attention,
+    /// What a label set's maps share: the empty text's map and Eq. 9's subtracted term
+    /// beside each label's cosine (paper Fig. 2).
+    Redundancy,
 }
 
 impl View {
-    /// Both, in the switch's order.
-    pub const ALL: [Self; 3] = [Self::Heatmap, Self::Segmentation, Self::Attention];
+    /// All, in the switch's order.
+    pub const ALL: [Self; 4] = [
+        Self::Heatmap,
+        Self::Segmentation,
+        Self::Attention,
+        Self::Redundancy,
+    ];
 
     /// The parameter's value.
     pub fn name(self) -> &'static str {
@@ -194,6 +203,7 @@ impl View {
             Self::Heatmap => "heatmap",
             Self::Segmentation => "segmentation",
             Self::Attention => "attention",
+            Self::Redundancy => "redundancy",
         }
     }
 
@@ -203,6 +213,7 @@ impl View {
             Self::Heatmap => "Heatmap",
             Self::Segmentation => "Segmentation",
             Self::Attention => "Attention",
+            Self::Redundancy => "Redundancy",
         }
     }
 }
@@ -329,7 +340,7 @@ impl Params {
                 "view" => match View::ALL.into_iter().find(|v| v.name() == value) {
                     Some(v) => p.view = v,
                     None => warnings.push(format!(
-                        "view={value} is not heatmap, segmentation or attention; showing the heatmap"
+                        "view={value} is not heatmap, segmentation, attention or redundancy; showing the heatmap"
                     )),
                 },
                 "at" => match parse_pair(value) {
@@ -452,6 +463,12 @@ impl Params {
             block: self.block,
             patch,
         })
+    }
+
+    /// Whether the worker should compute the redundancy maps: in the redundancy view, for a
+    /// label set (a single text has no classes to share anything).
+    pub fn redundancy(&self) -> bool {
+        self.view == View::Redundancy && self.mode == Mode::Labels
     }
 
     /// The active query: `None` when it is empty, an error (for the user) when clip-core's
@@ -601,6 +618,20 @@ mod tests {
                 ..p
             }
         );
+    }
+
+    #[test]
+    fn redundancy_is_asked_for_a_label_set_in_its_view_only() {
+        let (p, _) = Params::from_pairs([("labels", "cat,dog"), ("view", "redundancy")]);
+        assert!(p.redundancy());
+        assert_eq!(
+            p.to_pairs(),
+            [("labels", "cat,dog".into()), ("view", "redundancy".into())]
+        );
+        let (p, _) = Params::from_pairs([("text", "a cat"), ("view", "redundancy")]);
+        assert!(!p.redundancy());
+        let (p, _) = Params::from_pairs([("labels", "cat,dog"), ("view", "segmentation")]);
+        assert!(!p.redundancy());
     }
 
     #[test]

@@ -5,7 +5,9 @@ use js_sys::{ArrayBuffer, Reflect};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{CustomEvent, CustomEventInit, HtmlCanvasElement, Window};
+use web_sys::{
+    CanvasRenderingContext2d, CustomEvent, CustomEventInit, Element, HtmlCanvasElement, Window,
+};
 
 use clip_core::input::query::Method;
 use clip_core::output::explanation::Explanation;
@@ -185,6 +187,74 @@ pub fn download_png(canvas: &HtmlCanvasElement, file_name: &str) {
         anchor.set_download(file_name);
         anchor.click();
     }
+}
+
+/// Draws the canvas of each `<figure>` in `figures` with its caption below it on one sheet
+/// (at most four a row, each at the first canvas's size) and downloads it as a PNG: the views
+/// made of several maps are saved whole.
+pub fn download_figures(figures: &Element, file_name: &str) {
+    let Some(document) = window().and_then(|w| w.document()) else {
+        return;
+    };
+    let Ok(list) = figures.query_selector_all("figure") else {
+        return;
+    };
+    let tiles: Vec<(HtmlCanvasElement, String)> = (0..list.length())
+        .filter_map(|i| {
+            let figure: Element = list.item(i)?.dyn_into().ok()?;
+            let canvas = figure.query_selector("canvas").ok()??.dyn_into().ok()?;
+            let caption = figure
+                .query_selector("figcaption")
+                .ok()
+                .flatten()
+                .and_then(|c| c.text_content())
+                .unwrap_or_default();
+            Some((canvas, caption))
+        })
+        .collect();
+    let Some((first, _)) = tiles.first() else {
+        return;
+    };
+    let (w, h) = (f64::from(first.width()), f64::from(first.height()));
+    let cols = tiles.len().min(4);
+    let rows = tiles.len().div_ceil(cols);
+    let gap = (w / 40.0).round().max(4.0);
+    let font = (w / 18.0).round().clamp(12.0, 32.0);
+    let tile_h = h + (font * 1.6).round();
+    let Some(sheet) = document
+        .create_element("canvas")
+        .ok()
+        .and_then(|c| c.dyn_into::<HtmlCanvasElement>().ok())
+    else {
+        return;
+    };
+    sheet.set_width((gap + cols as f64 * (w + gap)) as u32);
+    sheet.set_height((gap + rows as f64 * (tile_h + gap)) as u32);
+    let Some(ctx) = sheet
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
+    else {
+        return;
+    };
+    ctx.set_fill_style_str("#fff");
+    ctx.fill_rect(
+        0.0,
+        0.0,
+        f64::from(sheet.width()),
+        f64::from(sheet.height()),
+    );
+    ctx.set_font(&format!("{font}px sans-serif"));
+    ctx.set_text_align("center");
+    for (i, (canvas, caption)) in tiles.iter().enumerate() {
+        let x = gap + (i % cols) as f64 * (w + gap);
+        let y = gap + (i / cols) as f64 * (tile_h + gap);
+        let _ = ctx.draw_image_with_html_canvas_element_and_dw_and_dh(canvas, x, y, w, h);
+        ctx.set_fill_style_str("#111");
+        let _ = ctx.fill_text_with_max_width(caption, x + w / 2.0, y + h + font * 1.2, w);
+    }
+    download_png(&sheet, file_name);
 }
 
 /// "12.3 MB".

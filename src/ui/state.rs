@@ -12,7 +12,7 @@ use js_sys::ArrayBuffer;
 use web_sys::File;
 use yew::Reducible;
 
-use crate::params::{DEFAULT_MODEL, DEFAULT_PATCH, Edit, Params, check_size, parse_size};
+use crate::params::{DEFAULT_MODEL, DEFAULT_PATCH, Edit, Params, View, check_size, parse_size};
 use crate::render::Picture;
 
 /// A progress bar's numbers.
@@ -453,10 +453,17 @@ impl State {
 
     fn edit(&mut self, edit: Edit) {
         let reload = matches!(edit, Edit::Quant(q) if q != self.params.quant);
-        // A new query patch or block for the attention view needs the worker.
+        // A new query patch or block for the attention view needs the worker, and so does the
+        // redundancy view for a result without its maps.
         let attention = matches!(edit, Edit::AttentionAt(_) | Edit::Block(_));
+        let redundancy = matches!(edit, Edit::View(View::Redundancy));
         self.params.apply(edit);
-        if attention && self.run == RunState::Idle && self.result.is_some() {
+        let lacking = match &self.result {
+            Some(_) if attention => true,
+            Some(r) if redundancy => self.params.redundancy() && r.explanation.redundancy.is_none(),
+            _ => false,
+        };
+        if lacking && self.run == RunState::Idle {
             self.run_asked();
         }
         // A model from this address reloads at the new precision; files wait for a pick.

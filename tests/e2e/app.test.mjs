@@ -154,6 +154,24 @@ async function pixels(page, selector, imageUrl) {
   }, [selector, imageUrl]);
 }
 
+/** RGB of a canvas, and of the plain image at the same size, at each patch centre (row-major). */
+async function patchCentres(page, selector, imageUrl, grid) {
+  return page.evaluate(async ([selector, imageUrl, [gh, gw]]) => {
+    const c = document.querySelector(selector);
+    const img = new Image();
+    img.src = imageUrl;
+    await img.decode();
+    const plain = new OffscreenCanvas(c.width, c.height).getContext('2d');
+    plain.drawImage(img, 0, 0, c.width, c.height);
+    const at = (ctx, k) => {
+      const [x, y] = [Math.floor(((k % gw) + 0.5) * c.width / gw), Math.floor((Math.floor(k / gw) + 0.5) * c.height / gh)];
+      return Array.from(ctx.getImageData(x, y, 1, 1).data.slice(0, 3));
+    };
+    const cells = [...Array(gh * gw).keys()];
+    return { shown: cells.map((k) => at(c.getContext('2d'), k)), plain: cells.map((k) => at(plain, k)) };
+  }, [selector, imageUrl, grid]);
+}
+
 /** Centre pixel of the hottest patch of label `k`. */
 function hotPixel(last, k, width, height) {
   const column = last.similarity.map((row) => row[k]);
@@ -161,6 +179,29 @@ function hotPixel(last, k, width, height) {
   const [gh, gw] = last.grid;
   const [gy, gx] = [Math.floor(best / gw), best % gw];
   return [Math.floor(((gx + 0.5) * width) / gw), Math.floor(((gy + 0.5) * height) / gh)];
+}
+
+/**
+ * Spearman correlation, over the patch centres (`patchCentres`), between `values` (one per
+ * patch) and the brightness of the colour a map drawn with viridis at the default opacity 0.6
+ * added to the photo there (viridis grows brighter with the value).
+ */
+function drawnRank(p, values) {
+  const added = p.shown.map((shown, k) => {
+    const colour = (c) => (shown[c] - 0.4 * p.plain[k][c]) / 0.6;
+    return 0.299 * colour(0) + 0.587 * colour(1) + 0.114 * colour(2);
+  });
+  const ranks = (xs) => {
+    const order = [...xs.keys()].sort((a, b) => xs[a] - xs[b]);
+    const r = new Array(xs.length);
+    order.forEach((k, rank) => { r[k] = rank; });
+    return r;
+  };
+  const [a, b] = [ranks(values), ranks(added)];
+  const mean = (a.length - 1) / 2;
+  let [ab, aa, bb] = [0, 0, 0];
+  a.forEach((v, k) => { ab += (v - mean) * (b[k] - mean); aa += (v - mean) ** 2; bb += (b[k] - mean) ** 2; });
+  return ab / Math.sqrt(aa * bb);
 }
 
 function channelDiff(p, x, y) {
@@ -444,6 +485,99 @@ test('multimodal view: a text\'s tokens equal the CLI\'s, the top three are mark
     }, drawnBefore, { timeout: 10_000 });
     const again = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
     assert.equal(again.shown.filter((v, i) => v !== before.shown[i]).length, 0, 'back to the text\'s map');
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('redundancy view: the empty text\'s map and Eq. 9\'s shared term beside each label\'s cosine, as the CLI computes them, saved on one sheet', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const b = await open({ webgpu: false });
+  try {
+    await b.page.goto(`${server.origin}/?${QUERY}&colormap=viridis`);
+    const first = await result(b.page);
+    assert.equal(first.redundancy, undefined, 'the heatmap view does not encode the empty text');
+    // Switching to the view runs again, with the empty text; the address keeps the view.
+    await clearLast(b.page);
+    await b.page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Redundancy' }).click();
+    await b.page.waitForFunction(() => new URL(location.href).searchParams.get('view') === 'redundancy');
+    const last = await result(b.page);
+    const ref = cli(['--labels', LABELS.join(','), '--redundancy']);
+    for (const key of ['empty', 'term']) {
+      assert.equal(last.redundancy[key].length, ref.redundancy[key].length);
+      const worst = Math.max(...last.redundancy[key].map((v, i) => Math.abs(v - ref.redundancy[key][i])));
+      assert.ok(worst <= TOL, `${key} differs from the CLI by up to ${worst}`);
+    }
+    const cosines = Math.max(...last.logits.flatMap((row, p) => row.map((v, k) => Math.abs(v - ref.logits[p][k]))));
+    assert.ok(cosines <= TOL, `the labels' cosines differ from the CLI by up to ${cosines}`);
+
+    // Every map is drawn from its own values: "", the shared term, then the labels. (The
+    // photo is red where some maps peak, so "hot differs from the photo" cannot tell; the
+    // brightness viridis added ranks the patches as the map's values do, better than any other
+    // map's — the maps correlate, that is the figure's point, but none perfectly.)
+    const n = LABELS.length + 2;
+    await b.page.locator(`.figures.sheet[data-maps="${n}"]`).waitFor();
+    const maps = [last.redundancy.empty, last.redundancy.term, ...LABELS.map((_, k) => last.logits.map((row) => row[k]))];
+    for (const [i, values] of maps.entries()) {
+      const p = await patchCentres(b.page, `.figures.sheet figure:nth-child(${i + 1}) canvas`, 'img/astronaut.png', last.grid);
+      const ranks = maps.map((other) => drawnRank(p, other));
+      assert.ok(ranks[i] > 0.99, `map ${i} is not drawn from its values (rank correlation ${ranks[i]})`);
+      assert.equal(ranks.indexOf(Math.max(...ranks)), i, `map ${i} looks more like another: ${ranks}`);
+    }
+    const captions = await b.page.locator('.figures.sheet figcaption').allTextContents();
+    assert.deepEqual(captions.slice(2), LABELS);
+
+    // Download PNG saves all of them on one sheet, four a row, each map exactly as drawn.
+    const [download] = await Promise.all([
+      b.page.waitForEvent('download'),
+      b.page.getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    assert.equal(download.suggestedFilename(), 'clip-surgery-redundancy.png');
+    const png = fs.readFileSync(await download.path()).toString('base64');
+    const sheet = await b.page.evaluate(async (png) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${png}`;
+      await img.decode();
+      const off = new OffscreenCanvas(img.naturalWidth, img.naturalHeight);
+      off.getContext('2d').drawImage(img, 0, 0);
+      const canvases = [...document.querySelectorAll('.figures.sheet canvas')];
+      const [w, h] = [canvases[0].width, canvases[0].height];
+      const gap = Math.max(4, Math.round(w / 40));
+      const tileH = h + Math.round(Math.min(32, Math.max(12, Math.round(w / 18))) * 1.6);
+      const differ = canvases.map((c, i) => {
+        const tile = off.getContext('2d').getImageData(gap + (i % 4) * (w + gap), gap + Math.floor(i / 4) * (tileH + gap), w, h).data;
+        const shown = c.getContext('2d').getImageData(0, 0, w, h).data;
+        return tile.reduce((count, v, j) => count + (v !== shown[j]), 0);
+      });
+      return { size: [img.naturalWidth, img.naturalHeight], expected: [gap + 4 * (w + gap), gap + 2 * (tileH + gap)], differ };
+    }, png);
+    assert.deepEqual(sheet.size, sheet.expected, 'four maps a row, two rows');
+    assert.deepEqual(sheet.differ, maps.map(() => 0), 'the sheet\'s maps are the canvases');
+    if (SCREENSHOTS) {
+      // The docs show the paper's colours: jet, once every map is drawn with it.
+      const sum = () => b.page.evaluate(() => [...document.querySelectorAll('.figures.sheet canvas')]
+        .map((c) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0)));
+      const viridis = await sum();
+      await b.page.getByRole('combobox', { name: 'Colormap' }).selectOption('jet');
+      await b.page.waitForFunction(() => !new URL(location.href).searchParams.has('colormap'));
+      await b.page.waitForFunction((before) => [...document.querySelectorAll('.figures.sheet canvas')]
+        .every((c, i) => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, j) => (s + v * (j % 7 + 1)) % 1000000007, 0) !== before[i]), viridis);
+      // The toolbar and the maps (the label list below is the heatmap view's too).
+      const stage = await b.page.locator('section.stage').boundingBox();
+      const maps = await b.page.locator('.figures.sheet').boundingBox();
+      await b.page.screenshot({
+        path: path.join(SCREENSHOTS, 'redundancy.png'),
+        clip: { x: stage.x, y: stage.y, width: stage.width, height: maps.y + maps.height + 8 - stage.y },
+      });
+    }
+
+    // A single text has no classes to share anything: no such view, the heatmap shows.
+    await clearLast(b.page);
+    await b.page.goto(`${server.origin}/?model=models/tiny&quant=f32&image=img/astronaut.png&size=224&text=a%20rocket&view=redundancy`);
+    const text = await result(b.page);
+    assert.equal(text.redundancy, undefined);
+    await b.page.locator('canvas.main').waitFor();
+    assert.equal(await b.page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Redundancy' }).count(), 0);
     assert.deepEqual(b.problems, []);
   } finally {
     await b.close();

@@ -191,6 +191,9 @@ pub struct ExplainRequest {
     /// The attention view: one patch's attention rows.
     #[serde(default)]
     pub attention: Option<AttentionAt>,
+    /// The redundancy view (a label set): the empty text's map and Eq. 9's shared term.
+    #[serde(default)]
+    pub redundancy: bool,
 }
 
 /// A unit of work with a progress bar.
@@ -463,6 +466,7 @@ mod tests {
                     block: None,
                     patch: [3, 5],
                 }),
+                redundancy: true,
             }),
         ];
         for request in requests {

@@ -87,7 +87,7 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
     let extras = Extras {
         tokens: matches!(query, Query::Text(_)),
         attention: job.attention,
-        redundancy: false,
+        redundancy: job.redundancy && matches!(query, Query::Labels(_)),
     };
     let (texts, _) = query_texts(&query, job.method, &extras);
     let unheld = restore(&model, &mut bank, &texts).await;

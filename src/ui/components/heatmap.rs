@@ -4,7 +4,8 @@ use std::f64::consts::TAU;
 use std::rc::Rc;
 
 use clip_core::output::colormap::Colormap;
-use clip_core::output::explanation::{AttentionRows, Explanation};
+use clip_core::output::explanation::Explanation;
+use clip_core::output::maps::similarity_map;
 use clip_protocol::RunResult;
 use wasm_bindgen::{Clamped, JsCast};
 use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
@@ -19,12 +20,8 @@ pub struct MapLayer {
     pub run: Rc<RunResult>,
     /// Its raw-CLIP comparison rather than its main explanation.
     pub raw: bool,
-    /// Which label's map.
-    pub label: usize,
-    /// A token's map instead (the multimodal view of a single text).
-    pub token: Option<usize>,
-    /// An attention row instead: `Some(false)` q-k, `Some(true)` v-v (the attention view).
-    pub attention: Option<bool>,
+    /// Which of the explanation's maps.
+    pub source: Source,
     /// Colours.
     pub colormap: Colormap,
     /// Heat weight.
@@ -33,15 +30,57 @@ pub struct MapLayer {
     pub markers: Rc<Vec<Marker>>,
 }
 
+/// Which of an explanation's per-patch maps a layer draws; each is min-maxed and resized by
+/// the rule of [`Explanation::map`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A label's map (the heatmap).
+    Label(usize),
+    /// A label's cosine before feature surgery (the redundancy view).
+    Cosine(usize),
+    /// A token's map (the multimodal view of a single text).
+    Token(usize),
+    /// An attention row: q-k, or v-v when `vv` (the attention view).
+    Attention {
+        /// The v-v row.
+        vv: bool,
+    },
+    /// The cosine with the empty text's ensemble (the redundancy view).
+    Empty,
+    /// The term Eq. 9 subtracts from every label (the redundancy view).
+    Shared,
+}
+
+impl Source {
+    /// The map at `hw`; `None` where `e` does not have it (or its size does not fit the grid).
+    pub fn map(self, e: &Explanation, hw: [usize; 2]) -> Option<Vec<f32>> {
+        let [gh, gw] = e.grid;
+        let patches: Vec<f32> = match self {
+            Self::Label(i) if i < e.labels.len() && e.similarity.len() == gh * gw => {
+                return Some(e.map(i, hw));
+            }
+            Self::Label(_) => return None,
+            Self::Cosine(i) => e.logit_column(i)?,
+            Self::Token(t) => e.tokens.get(t)?.similarity.clone(),
+            Self::Attention { vv } => {
+                let rows = e.attention.as_ref()?;
+                let row = if vv { &rows.vv } else { &rows.qk };
+                row.get(1..)?.to_vec()
+            }
+            Self::Empty => e.redundancy.as_ref()?.empty.clone(),
+            Self::Shared => e.redundancy.as_ref()?.term.clone(),
+        };
+        (patches.len() == gh * gw).then(|| similarity_map(&patches, e.grid, hw))
+    }
+}
+
 /// Equal when it draws the same: the same explanation (by identity: comparing its numbers on
-/// every render would cost more than drawing), label and look.
+/// every render would cost more than drawing), map and look.
 impl PartialEq for MapLayer {
     fn eq(&self, other: &Self) -> bool {
         Rc::ptr_eq(&self.run, &other.run)
             && self.raw == other.raw
-            && self.label == other.label
-            && self.token == other.token
-            && self.attention == other.attention
+            && self.source == other.source
             && self.colormap == other.colormap
             && self.opacity == other.opacity
             && self.markers == other.markers
@@ -127,23 +166,10 @@ fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>)
     else {
         return;
     };
-    let usable = layer.and_then(|l| {
-        let e = l.explanation()?;
-        (l.label < e.labels.len() && e.similarity.len() == e.grid[0] * e.grid[1]).then_some((l, e))
-    });
-    let pixels = match usable {
-        Some((l, e)) => {
-            let hw = [picture.height as usize, picture.width as usize];
-            let attention = l.attention.and_then(|vv| {
-                let rows = e.attention.as_ref()?;
-                let row = if vv { &rows.vv } else { &rows.qk };
-                Some(AttentionRows::map(row, e.grid, hw))
-            });
-            let map = attention
-                .or_else(|| l.token.and_then(|t| e.token_map(t, hw)))
-                .unwrap_or_else(|| e.map(l.label, hw));
-            overlay(picture, &map, &l.colormap.lut(), l.opacity)
-        }
+    let hw = [picture.height as usize, picture.width as usize];
+    let drawn = layer.and_then(|l| Some((l, l.source.map(l.explanation()?, hw)?)));
+    let pixels = match &drawn {
+        Some((l, map)) => overlay(picture, map, &l.colormap.lut(), l.opacity),
         None => picture.rgba.clone(),
     };
     if let Ok(data) =
@@ -151,7 +177,7 @@ fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>)
     {
         let _ = ctx.put_image_data(&data, 0.0, 0.0);
     }
-    let Some((layer, _)) = usable else { return };
+    let Some((layer, _)) = drawn else { return };
     let radius = (f64::from(picture.width.max(picture.height)) / 90.0).clamp(3.0, 12.0);
     ctx.set_line_width(radius / 3.0);
     ctx.set_stroke_style_str("#fff");

@@ -13,12 +13,12 @@ use yew::prelude::*;
 
 use crate::params::{Edit, PRESENCE_RANGE, Params, View, format_presence};
 use crate::render::{Picture, markers};
-use crate::ui::components::heatmap::{Heatmap, MapLayer};
+use crate::ui::components::heatmap::{Heatmap, MapLayer, Source};
 use crate::ui::components::progress::ProgressBar;
 use crate::ui::components::segmentation::{
     Legend, SegmentationCanvas, segmentable, use_segmentation,
 };
-use crate::ui::dom::{self, download_png};
+use crate::ui::dom::{self, download_figures, download_png};
 use crate::ui::state::{LoadedImage, Progress};
 
 /// Props of [`Results`].
@@ -68,9 +68,7 @@ fn layer(
     MapLayer {
         run: run.clone(),
         raw,
-        label: i,
-        token: None,
-        attention: None,
+        source: Source::Label(i),
         colormap: params.colormap,
         opacity: params.opacity,
         markers: Rc::new(pts),
@@ -81,6 +79,7 @@ fn layer(
 #[function_component(Results)]
 pub fn results(props: &ResultsProps) -> Html {
     let canvas = use_node_ref();
+    let sheet = use_node_ref();
     let show_points = use_state(|| true);
     let isolate = use_state(|| None::<usize>);
     let token = use_state(|| None::<usize>);
@@ -143,7 +142,9 @@ pub fn results(props: &ResultsProps) -> Html {
             &image.picture,
             *show_points && chosen_token.is_none(),
         );
-        l.token = chosen_token;
+        if let Some(t) = chosen_token {
+            l.source = Source::Token(t);
+        }
         l
     });
     let method_name = |m: Method| match m {
@@ -215,19 +216,35 @@ pub fn results(props: &ResultsProps) -> Html {
             }
         })
     };
+    let attending = p.view == View::Attention && result.is_some();
+    let can_share = result.is_some_and(label_set);
+    let sharing = can_share && p.view == View::Redundancy;
     let on_download = {
-        let (canvas, label) = (canvas.clone(), label.clone());
+        let (canvas, sheet, label) = (canvas.clone(), sheet.clone(), label.clone());
+        let view = if segmenting || attending || sharing {
+            Some(p.view)
+        } else {
+            None
+        };
         Callback::from(move |_: MouseEvent| {
-            if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
-                let name = if segmenting {
-                    "segmentation".into()
-                } else {
-                    label
-                        .as_deref()
-                        .unwrap_or("image")
-                        .replace(|c: char| !c.is_alphanumeric(), "-")
-                };
-                download_png(&c, &format!("clip-surgery-{name}.png"));
+            let name = match view {
+                Some(v) => v.name().to_string(),
+                None => label
+                    .as_deref()
+                    .unwrap_or("image")
+                    .replace(|c: char| !c.is_alphanumeric(), "-"),
+            };
+            let file = format!("clip-surgery-{name}.png");
+            // A view of several maps downloads them all, captioned, on one sheet.
+            match (view, sheet.cast::<web_sys::Element>()) {
+                (Some(View::Attention | View::Redundancy), Some(figures)) => {
+                    download_figures(&figures, &file)
+                }
+                _ => {
+                    if let Some(c) = canvas.cast::<HtmlCanvasElement>() {
+                        download_png(&c, &file);
+                    }
+                }
             }
         })
     };
@@ -246,11 +263,15 @@ pub fn results(props: &ResultsProps) -> Html {
             </label>
         }
     });
-    let attending = p.view == View::Attention && result.is_some();
+    let offered = |v: View| match v {
+        View::Segmentation => can_segment,
+        View::Redundancy => can_share,
+        View::Heatmap | View::Attention => true,
+    };
     let view_switch = result.is_some().then(|| {
         html! {
             <div class="switch" role="group" aria-label="View">
-                { for View::ALL.into_iter().filter(|&v| v != View::Segmentation || can_segment).map(|v| {
+                { for View::ALL.into_iter().filter(|&v| offered(v)).map(|v| {
                     let cb = props.on_edit.clone();
                     html! {
                         <button type="button" aria-pressed={(p.view == v).to_string()}
@@ -292,7 +313,7 @@ pub fn results(props: &ResultsProps) -> Html {
             </label>
             { if props.embed { html! {} } else { html! {
                 <>
-                    { if segmenting || attending { html! {} } else { html! {
+                    { if segmenting || attending || sharing { html! {} } else { html! {
                         <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
                     } } }
                     <button type="button" onclick={on_download} disabled={result.is_none()}>{ "Download PNG" }</button>
@@ -302,6 +323,8 @@ pub fn results(props: &ResultsProps) -> Html {
     };
     let figures = if attending {
         attention_figures(run, image, p, &canvas, &props.on_edit)
+    } else if sharing {
+        redundancy_figures(run, image, p, &canvas)
     } else {
         None
     };
@@ -359,7 +382,7 @@ pub fn results(props: &ResultsProps) -> Html {
     html! {
         <section class="stage" aria-label="Result">
             { toolbar }
-            { figures.unwrap_or_else(|| html! {
+            { figures.map(|f| html! { <div ref={sheet.clone()}>{ f }</div> }).unwrap_or_else(|| html! {
                 <div class={classes!("figures", raw_view.is_some().then_some("pair"))}>
                     <figure>
                         { main_view }
@@ -441,9 +464,7 @@ fn attention_figures(
         let layer = MapLayer {
             run: r.clone(),
             raw: false,
-            label: 0,
-            token: None,
-            attention: Some(vv),
+            source: Source::Attention { vv },
             colormap: p.colormap,
             opacity: p.opacity,
             markers: marker.clone(),
@@ -463,6 +484,72 @@ fn attention_figures(
             { figure(false, "q-k (raw CLIP)", true) }
             { figure(true, "v-v (CLIP Surgery)", false) }
         </div>
+    })
+}
+
+/// Whether a run explained a label set (not a single text): only those have classes whose
+/// maps can share anything.
+fn label_set(run: &RunResult) -> bool {
+    !run.explanation.cls_surgery.is_empty()
+}
+
+/// The redundancy view (paper Fig. 2): what a label set's maps share — the cosine with the
+/// empty text `""` and the term Eq. 9 subtracts from every label — beside each label's cosine
+/// before feature surgery, all from the method's tokens (raw CLIP's are the paper's figure).
+/// Before the run that computes them: the picture and what is coming.
+fn redundancy_figures(
+    run: Option<&Rc<RunResult>>,
+    image: &LoadedImage,
+    p: &Params,
+    canvas: &NodeRef,
+) -> Option<Html> {
+    let r = run?;
+    let e = &r.explanation;
+    if e.redundancy.is_none() {
+        return Some(html! {
+            <div class="figures">
+                <figure>
+                    <Heatmap picture={image.picture.clone()} label={format!("The image {}", image.name)}
+                        canvas={Some(canvas.clone())} class="main" />
+                    <figcaption>{ "The empty text's map and Eq. 9's shared term come with the next run" }</figcaption>
+                </figure>
+            </div>
+        });
+    }
+    let tokens = match r.method {
+        Method::Surgery => "CLIP Surgery's dense tokens",
+        Method::Raw => "raw CLIP's tokens (the paper's Fig. 2)",
+    };
+    let figure = |source: Source, caption: String, main: bool| {
+        let layer = MapLayer {
+            run: r.clone(),
+            raw: false,
+            source,
+            colormap: p.colormap,
+            opacity: p.opacity,
+            markers: Rc::default(),
+        };
+        html! {
+            <figure>
+                <Heatmap picture={image.picture.clone()} layer={Some(layer)}
+                    label={format!("{caption} over {}", image.name)}
+                    canvas={main.then(|| canvas.clone())} class={classes!(main.then_some("main"))} />
+                <figcaption>{ caption }</figcaption>
+            </figure>
+        }
+    };
+    Some(html! {
+        <>
+            <p class="muted">{ format!(
+                "Cosines with {tokens}, before feature surgery, each map scaled to its own range. \
+                 Hot spots shared by every label and by the empty text are what feature surgery removes."
+            ) }</p>
+            <div class="figures sheet" data-maps={(e.labels.len() + 2).to_string()}>
+                { figure(Source::Empty, "\"\" (the empty text)".into(), true) }
+                { figure(Source::Shared, "Eq. 9's shared term".into(), false) }
+                { for e.labels.iter().enumerate().map(|(i, label)| figure(Source::Cosine(i), label.clone(), false)) }
+            </div>
+        </>
     })
 }
 

@@ -147,6 +147,7 @@ impl WorkerClient {
             method: p.method,
             compare: p.compare,
             attention: p.attention(),
+            redundancy: p.redundancy(),
         };
         self.send(&Request::Explain(request), None, None);
         self.dispatch.dispatch(Action::RunRequested {

@@ -122,6 +122,15 @@ impl Explanation {
             .collect()
     }
 
+    /// Text `i`'s cosines over the patches, before feature surgery (`logits`' column); `None`
+    /// past the last text or without logits.
+    pub fn logit_column(&self, i: usize) -> Option<Vec<f32>> {
+        if self.logits.is_empty() {
+            return None;
+        }
+        self.logits.iter().map(|row| row.get(i).copied()).collect()
+    }
+
     /// The points of column `i`.
     pub fn points_of(&self, i: usize) -> Option<&Points> {
         self.points.get(self.labels.get(i)?)
