@@ -1,6 +1,7 @@
 //! `clip-surgery`: CLIP Surgery on the command line — explain what CLIP looks at in a picture,
 //! tokenize text, on the CPU or natively on wgpu. Same core as the web app.
 
+mod batch;
 mod classification;
 mod datasets;
 mod files;
@@ -20,13 +21,16 @@ use clip_core::input::tokenizer::ClipTokenizer;
 use clip_core::model::Clip;
 use clip_core::model::calibration::{self, Calibration};
 use clip_core::output::colormap::{Colormap, overlay};
+use clip_core::output::document::{ExplainDocument, Provenance, RESULT_VERSION, SegmentDocument};
 use clip_core::output::evaluation::{Confusion, SegmentationScores};
 use clip_core::output::explainability::{ExplainMetrics, ExplainScores};
 use clip_core::output::explanation::Explanation;
 use clip_core::output::multilabel::{MultiLabel, MultiLabelScores};
 use clip_core::output::segmentation::{Segmentation, overlay_mask};
 use clip_core::surgery::bank::{BANK_FILE, TextBank};
-use clip_core::surgery::explain::{Extras, Stage, explain, explain_with, label_scores};
+use clip_core::surgery::explain::{
+    Extras, Stage, explain, explain_with, label_scores, query_texts,
+};
 use clip_core::surgery::segment::{Score, SegmentQuery, Slide, segment_image, segment_sliding};
 use clip_core::weights::checkpoint::{Checkpoint, Naming, write_safetensors};
 use clip_core::weights::load::{Found, LoadProgress, Loaded, Weights};
@@ -83,122 +87,178 @@ struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// The model on its device, and its text bank.
-    fn load(&self) -> Result<(Clip, TextBank)> {
+    /// The model on its device.
+    fn load(&self) -> Result<Model> {
         load_model(&self.model, self.quant, self.device)
     }
+
+    /// The model's name in result files: its directory, file or pack name.
+    fn name(&self) -> String {
+        self.model.file_name().map_or_else(
+            || self.model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        )
+    }
+
+    /// What a result of `model` says produced it.
+    fn provenance(&self, model: &Model, method: Method, image: &Path) -> Provenance {
+        Provenance {
+            version: RESULT_VERSION,
+            model: self.name(),
+            architecture: model.clip.config.architecture(),
+            quant: model.scheme,
+            method,
+            image: image
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// A loaded model: the network, its text bank, the precision its weights run at.
+struct Model {
+    clip: Clip,
+    bank: TextBank,
+    scheme: Scheme,
+}
+
+/// `explain`'s arguments.
+#[derive(Args)]
+struct ExplainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The picture (png, jpeg, webp, gif).
+    #[arg(long, required_unless_present = "images")]
+    image: Option<PathBuf>,
+    /// Every image of a folder, or of a glob such as `photos/*.jpg`, each written to
+    /// --out-dir as `<name>.json` (as --json) and its overlays (as --out), with an
+    /// index.json; images whose outputs are newer and made with the same options are skipped.
+    #[arg(long, conflicts_with_all = ["image", "out", "json", "attention_at"], requires = "out_dir")]
+    images: Option<String>,
+    /// The folder of --images (created).
+    #[arg(long, requires = "images")]
+    out_dir: Option<PathBuf>,
+    /// One text (single-text mode); "a+b" explains a combined target.
+    #[arg(long, conflicts_with = "labels", required_unless_present = "labels")]
+    text: Option<String>,
+    /// Comma-separated label set (label-set mode).
+    #[arg(long)]
+    labels: Option<String>,
+    /// With --text: also a map and a score per token of the text, SOT to EOT (the paper's
+    /// multimodal visualisation: the tokens are the class set of feature surgery).
+    #[arg(long, requires = "text")]
+    tokens: bool,
+    /// Also the attention row of the patch under pixel X,Y of the image (paper Fig. 1):
+    /// q-k (raw CLIP's) beside v-v (CLIP Surgery's), averaged over heads.
+    #[arg(long, value_name = "X,Y")]
+    attention_at: Option<String>,
+    /// The block of --attention-at (0-based; default: the last).
+    #[arg(long, requires = "attention_at")]
+    block: Option<usize>,
+    /// With --labels: also what the label maps share (paper Fig. 2): the map of the empty
+    /// text "" and of the term feature surgery subtracts from every class.
+    #[arg(long, requires = "labels")]
+    redundancy: bool,
+    /// Model input size in pixels: S, or HxW (multiples of the patch size).
+    #[arg(long, default_value = "224")]
+    size: String,
+    /// Surgery or raw CLIP.
+    #[arg(long, value_enum, default_value = "surgery")]
+    method: MethodArg,
+    /// Write the image with the heatmap blended over it (one file per label when several:
+    /// `name-<label>.png`).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Colormap of --out.
+    #[arg(long, default_value = "jet")]
+    colormap: Colormap,
+    /// Heatmap opacity of --out (the paper's figures use 0.6).
+    #[arg(long, default_value_t = 0.6)]
+    opacity: f32,
+    /// Write the similarities, scores and points as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A tokenizer.json other than the built-in CLIP BPE.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
+}
+
+/// `segment`'s arguments.
+#[derive(Args)]
+struct SegmentArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// The picture (png, jpeg, webp, gif).
+    #[arg(long, required_unless_present = "images")]
+    image: Option<PathBuf>,
+    /// Every image of a folder, or of a glob such as `photos/*.jpg`, each written to
+    /// --out-dir as `<name>.json` (as --json) and `<name>.png` (as --out), with an
+    /// index.json; images whose outputs are newer and made with the same options are skipped.
+    #[arg(long, conflicts_with_all = ["image", "out", "json", "mask"], requires = "out_dir")]
+    images: Option<String>,
+    /// The folder of --images (created).
+    #[arg(long, requires = "images")]
+    out_dir: Option<PathBuf>,
+    /// Comma-separated labels (at most 255); mask value i is the i-th label.
+    #[arg(long)]
+    labels: String,
+    /// Model input size in pixels: S, or HxW (multiples of the patch size).
+    #[arg(long, default_value = "224")]
+    size: String,
+    /// Sliding windows instead of one input: the image's short side resized to this
+    /// (aspect kept), then --window-pixel windows every --stride pixels, their scores
+    /// averaged where they overlap (SCLIP's, ClearCLIP's and NACLIP's protocol).
+    #[arg(long, conflicts_with = "size")]
+    short_side: Option<usize>,
+    /// Window side of --short-side.
+    #[arg(long, default_value_t = 224, requires = "short_side")]
+    window: usize,
+    /// Step between windows of --short-side.
+    #[arg(long, default_value_t = 112, requires = "short_side")]
+    stride: usize,
+    /// Surgery (v-v path tokens) or raw CLIP tokens.
+    #[arg(long, value_enum, default_value = "surgery")]
+    method: MethodArg,
+    /// Score with feature surgery (Eq. 9) instead of the cosine. It can move the argmax:
+    /// each class is weighted by its own w_k from the CLS token.
+    #[arg(long)]
+    feature_surgery: bool,
+    /// Comma-separated background words that compete with the labels; pixels they win
+    /// are background (mask value 255).
+    #[arg(long)]
+    background: Option<String>,
+    /// Pixels whose winner has a probability below this (softmax over labels and
+    /// background words at the model's logit scale) are background.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// Write the image with each label's colour blended over its pixels.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Colour opacity of --out.
+    #[arg(long, default_value_t = 0.5)]
+    opacity: f32,
+    /// Write the mask as a paletted PNG: pixel = label index, 255 = background.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Write labels, size, mask and areas as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// A tokenizer.json other than the built-in CLIP BPE.
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
 enum Command {
-    /// Similarity maps, CLS scores and Text2Points for an image and a text or label set.
-    Explain {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// The picture (png, jpeg, webp, gif).
-        #[arg(long)]
-        image: PathBuf,
-        /// One text (single-text mode); "a+b" explains a combined target.
-        #[arg(long, conflicts_with = "labels", required_unless_present = "labels")]
-        text: Option<String>,
-        /// Comma-separated label set (label-set mode).
-        #[arg(long)]
-        labels: Option<String>,
-        /// With --text: also a map and a score per token of the text, SOT to EOT (the paper's
-        /// multimodal visualisation: the tokens are the class set of feature surgery).
-        #[arg(long, requires = "text")]
-        tokens: bool,
-        /// Also the attention row of the patch under pixel X,Y of the image (paper Fig. 1):
-        /// q-k (raw CLIP's) beside v-v (CLIP Surgery's), averaged over heads.
-        #[arg(long, value_name = "X,Y")]
-        attention_at: Option<String>,
-        /// The block of --attention-at (0-based; default: the last).
-        #[arg(long, requires = "attention_at")]
-        block: Option<usize>,
-        /// With --labels: also what the label maps share (paper Fig. 2): the map of the empty
-        /// text "" and of the term feature surgery subtracts from every class.
-        #[arg(long, requires = "labels")]
-        redundancy: bool,
-        /// Model input size in pixels: S, or HxW (multiples of the patch size).
-        #[arg(long, default_value = "224")]
-        size: String,
-        /// Surgery or raw CLIP.
-        #[arg(long, value_enum, default_value = "surgery")]
-        method: MethodArg,
-        /// Write the image with the heatmap blended over it (one file per label when several:
-        /// `name-<label>.png`).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Colormap of --out.
-        #[arg(long, default_value = "jet")]
-        colormap: Colormap,
-        /// Heatmap opacity of --out (the paper's figures use 0.6).
-        #[arg(long, default_value_t = 0.6)]
-        opacity: f32,
-        /// Write the similarities, scores and points as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// A tokenizer.json other than the built-in CLIP BPE.
-        #[arg(long)]
-        tokenizer: Option<PathBuf>,
-    },
+    /// Similarity maps, CLS scores and Text2Points for an image and a text or label set;
+    /// or, with --images and --out-dir, for every image of a folder.
+    Explain(ExplainArgs),
     /// Open-vocabulary segmentation: each pixel gets the label whose patch score, upsampled
     /// to the image, is highest (the author's protocol: cosine of the surgery tokens with the
-    /// labels' 85-template ensembles, no feature surgery).
-    Segment {
-        #[command(flatten)]
-        model: ModelArgs,
-        /// The picture (png, jpeg, webp, gif).
-        #[arg(long)]
-        image: PathBuf,
-        /// Comma-separated labels (at most 255); mask value i is the i-th label.
-        #[arg(long)]
-        labels: String,
-        /// Model input size in pixels: S, or HxW (multiples of the patch size).
-        #[arg(long, default_value = "224")]
-        size: String,
-        /// Sliding windows instead of one input: the image's short side resized to this
-        /// (aspect kept), then --window-pixel windows every --stride pixels, their scores
-        /// averaged where they overlap (SCLIP's, ClearCLIP's and NACLIP's protocol).
-        #[arg(long, conflicts_with = "size")]
-        short_side: Option<usize>,
-        /// Window side of --short-side.
-        #[arg(long, default_value_t = 224, requires = "short_side")]
-        window: usize,
-        /// Step between windows of --short-side.
-        #[arg(long, default_value_t = 112, requires = "short_side")]
-        stride: usize,
-        /// Surgery (v-v path tokens) or raw CLIP tokens.
-        #[arg(long, value_enum, default_value = "surgery")]
-        method: MethodArg,
-        /// Score with feature surgery (Eq. 9) instead of the cosine. It can move the argmax:
-        /// each class is weighted by its own w_k from the CLS token.
-        #[arg(long)]
-        feature_surgery: bool,
-        /// Comma-separated background words that compete with the labels; pixels they win
-        /// are background (mask value 255).
-        #[arg(long)]
-        background: Option<String>,
-        /// Pixels whose winner has a probability below this (softmax over labels and
-        /// background words at the model's logit scale) are background.
-        #[arg(long)]
-        threshold: Option<f32>,
-        /// Write the image with each label's colour blended over its pixels.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Colour opacity of --out.
-        #[arg(long, default_value_t = 0.5)]
-        opacity: f32,
-        /// Write the mask as a paletted PNG: pixel = label index, 255 = background.
-        #[arg(long)]
-        mask: Option<PathBuf>,
-        /// Write labels, size, mask and areas as JSON.
-        #[arg(long)]
-        json: Option<PathBuf>,
-        /// A tokenizer.json other than the built-in CLIP BPE.
-        #[arg(long)]
-        tokenizer: Option<PathBuf>,
-    },
+    /// labels' 85-template ensembles, no feature surgery); or, with --images and --out-dir, of
+    /// every image of a folder.
+    Segment(SegmentArgs),
     /// Segmentation metrics over a dataset: mIoU, per-class IoU and pixel accuracy of
     /// `segment` against the truth masks (one confusion matrix over all images, 255 ignored).
     EvalSeg {
@@ -423,68 +483,7 @@ fn run(cli: Cli) -> Result<()> {
             quant,
             device,
         } => eval(&model, &images, &labels, &sizes, &quant, device),
-        Command::Explain {
-            model,
-            image,
-            text,
-            labels,
-            tokens,
-            attention_at,
-            block,
-            redundancy,
-            size,
-            method,
-            out,
-            colormap,
-            opacity,
-            json,
-            tokenizer,
-        } => {
-            let query = match (&text, &labels) {
-                (Some(text), _) => Query::text(text)?,
-                (None, Some(labels)) => Query::labels(labels)?,
-                (None, None) => bail!("give --text or --labels"),
-            };
-            let input_hw = parse_size(&size)?;
-            if !(0.0..=1.0).contains(&opacity) {
-                bail!("--opacity must be between 0 and 1");
-            }
-            let tokenizer = load_tokenizer(tokenizer.as_deref())?;
-            let (picture, pre) = read_image(&image, input_hw)?;
-            let at = attention_at.as_deref().map(parse_point).transpose()?;
-            let (clip, mut bank) = model.load()?;
-            let attention = match at {
-                Some(xy) => Some(attention_query(&clip, &pre, xy, block)?),
-                None => None,
-            };
-            let extras = Extras {
-                tokens,
-                attention,
-                redundancy,
-            };
-            let bar = stage_bar();
-            let explanation = pollster::block_on(explain_with(
-                &clip,
-                &tokenizer,
-                &pre,
-                &query,
-                method.into(),
-                &mut bank,
-                extras,
-                stage_progress(&bar, "maps and points"),
-            ));
-            bar.finish_and_clear();
-            let explanation = explanation?;
-            for label in &explanation.truncated {
-                eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
-            }
-            write_json(json.as_deref(), &explanation)?;
-            if let Some(path) = out {
-                write_overlays(&path, &picture, &explanation, colormap, opacity)?;
-            }
-            print_summary(&explanation);
-            Ok(())
-        }
+        Command::Explain(args) => explain_command(args),
         Command::EvalSeg {
             model,
             dataset,
@@ -566,81 +565,253 @@ fn run(cli: Cli) -> Result<()> {
             print_multilabel(&scores);
             Ok(())
         }
-        Command::Segment {
-            model,
-            image,
-            labels,
-            size,
-            short_side,
-            window,
-            stride,
+        Command::Segment(args) => segment_command(args),
+    }
+}
+
+/// `explain`: one image (`--image`), or every image of `--images` into `--out-dir`.
+fn explain_command(a: ExplainArgs) -> Result<()> {
+    let query = match (&a.text, &a.labels) {
+        (Some(text), _) => Query::text(text)?,
+        (None, Some(labels)) => Query::labels(labels)?,
+        (None, None) => bail!("give --text or --labels"),
+    };
+    let input_hw = parse_size(&a.size)?;
+    if !(0.0..=1.0).contains(&a.opacity) {
+        bail!("--opacity must be between 0 and 1");
+    }
+    let tokenizer = load_tokenizer(a.tokenizer.as_deref())?;
+    let method = Method::from(a.method);
+    let extras = Extras {
+        tokens: a.tokens,
+        attention: None,
+        redundancy: a.redundancy,
+    };
+    let (Some(spec), Some(out_dir)) = (&a.images, &a.out_dir) else {
+        let image = a.image.as_deref().context("give --image or --images")?;
+        return explain_image(&a, image, &query, input_hw, &tokenizer, extras);
+    };
+    // Everything the files depend on (not the device: CPU and wgpu agree to ~1e-6).
+    let settings = serde_json::json!({
+        "command": "explain",
+        "result_version": RESULT_VERSION,
+        "model": a.model.model,
+        "quant": a.model.quant,
+        "tokenizer": a.tokenizer,
+        "text": a.text,
+        "labels": a.labels,
+        "tokens": a.tokens,
+        "redundancy": a.redundancy,
+        "size": input_hw,
+        "method": method,
+        "colormap": a.colormap.name(),
+        "opacity": a.opacity,
+    });
+    let plan = batch::Plan::new(batch::list_images(spec)?, out_dir, settings)?;
+    let mut model = None;
+    if plan.pending() > 0 {
+        let mut loaded = a.model.load()?;
+        let (texts, _) = query_texts(&query, method, &extras);
+        encode_labels(&loaded.clip, &tokenizer, &mut loaded.bank, &texts)?;
+        model = Some(loaded);
+    }
+    plan.run("explaining images", |image, base| {
+        let model = model.as_mut().context("the model is not loaded")?;
+        let (picture, pre) = read_image(image, input_hw)?;
+        let explanation = pollster::block_on(explain_with(
+            &model.clip,
+            &tokenizer,
+            &pre,
+            &query,
             method,
-            feature_surgery,
-            background,
-            threshold,
-            out,
-            opacity,
-            mask,
-            json,
-            tokenizer,
-        } => {
-            let query = SegmentQuery {
-                labels: split_labels(&labels),
-                background: background.as_deref().map(split_labels).unwrap_or_default(),
-                method: method.into(),
-                score: if feature_surgery {
-                    Score::FeatureSurgery
-                } else {
-                    Score::Cosine
-                },
-                threshold,
-            };
-            // Every check before the model loads.
-            query.texts()?;
-            if !(0.0..=1.0).contains(&opacity) {
-                bail!("--opacity must be between 0 and 1");
-            }
-            let slide = short_side.map(|short_side| Slide {
-                short_side,
-                window,
-                stride,
-            });
-            let input_hw = parse_size(&size)?;
-            let tokenizer = load_tokenizer(tokenizer.as_deref())?;
-            let (picture, pre) = read_image(&image, input_hw)?;
-            let (clip, mut bank) = model.load()?;
-            let bar = stage_bar();
-            let progress = stage_progress(&bar, "segmenting");
-            let segmentation = pollster::block_on(async {
-                match slide {
-                    Some(slide) => {
-                        let run = segment_sliding(
-                            &clip, &tokenizer, &picture, &query, slide, &mut bank, progress,
-                        );
-                        run.await
-                    }
-                    None => {
-                        segment_image(&clip, &tokenizer, &pre, &query, &mut bank, progress).await
-                    }
-                }
-            });
-            bar.finish_and_clear();
-            let segmentation = segmentation?;
-            write_json(json.as_deref(), &segmentation)?;
-            if let Some(path) = mask {
-                files::write_mask_png(&path, &segmentation)?;
-                eprintln!("wrote {}", path.display());
-            }
-            if let Some(path) = out {
-                overlay_mask(&picture, &segmentation.mask, opacity)
-                    .save(&path)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                eprintln!("wrote {}", path.display());
-            }
-            print_segmentation(&segmentation);
-            Ok(())
+            &mut model.bank,
+            extras,
+            |_| {},
+        ))?;
+        let document = ExplainDocument {
+            provenance: a.model.provenance(model, method, image),
+            size: input_hw,
+            image_hw: [picture.height() as usize, picture.width() as usize],
+            explanation,
+        };
+        let result = with_suffix(base, ".json");
+        write_json(Some(&result), &document)?;
+        let png = with_suffix(base, ".png");
+        let overlays =
+            write_overlays(&png, &picture, &document.explanation, a.colormap, a.opacity)?;
+        Ok(batch::Outputs { result, overlays })
+    })
+}
+
+/// `explain --image`: one image, its summary printed, its files where asked.
+fn explain_image(
+    a: &ExplainArgs,
+    image: &Path,
+    query: &Query,
+    input_hw: [usize; 2],
+    tokenizer: &ClipTokenizer,
+    mut extras: Extras,
+) -> Result<()> {
+    let method = Method::from(a.method);
+    let (picture, pre) = read_image(image, input_hw)?;
+    let at = a.attention_at.as_deref().map(parse_point).transpose()?;
+    let mut model = a.model.load()?;
+    if let Some(xy) = at {
+        extras.attention = Some(attention_query(&model.clip, &pre, xy, a.block)?);
+    }
+    let bar = stage_bar();
+    let explanation = pollster::block_on(explain_with(
+        &model.clip,
+        tokenizer,
+        &pre,
+        query,
+        method,
+        &mut model.bank,
+        extras,
+        stage_progress(&bar, "maps and points"),
+    ));
+    bar.finish_and_clear();
+    let explanation = explanation?;
+    for label in &explanation.truncated {
+        eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
+    }
+    let document = ExplainDocument {
+        provenance: a.model.provenance(&model, method, image),
+        size: input_hw,
+        image_hw: [picture.height() as usize, picture.width() as usize],
+        explanation,
+    };
+    write_json(a.json.as_deref(), &document)?;
+    if let Some(path) = &a.out {
+        for written in write_overlays(path, &picture, &document.explanation, a.colormap, a.opacity)?
+        {
+            eprintln!("wrote {}", written.display());
         }
     }
+    print_summary(&document.explanation);
+    Ok(())
+}
+
+/// `segment`: one image (`--image`), or every image of `--images` into `--out-dir`.
+fn segment_command(a: SegmentArgs) -> Result<()> {
+    let query = SegmentQuery {
+        labels: split_labels(&a.labels),
+        background: a
+            .background
+            .as_deref()
+            .map(split_labels)
+            .unwrap_or_default(),
+        method: a.method.into(),
+        score: if a.feature_surgery {
+            Score::FeatureSurgery
+        } else {
+            Score::Cosine
+        },
+        threshold: a.threshold,
+    };
+    // Every check before the model loads.
+    let texts = query.texts()?;
+    if !(0.0..=1.0).contains(&a.opacity) {
+        bail!("--opacity must be between 0 and 1");
+    }
+    let slide = a.short_side.map(|short_side| Slide {
+        short_side,
+        window: a.window,
+        stride: a.stride,
+    });
+    let input_hw = match slide {
+        Some(s) => [s.window; 2],
+        None => parse_size(&a.size)?,
+    };
+    let tokenizer = load_tokenizer(a.tokenizer.as_deref())?;
+    let segment = |model: &mut Model, image: &Path, progress: &mut dyn FnMut(Stage)| {
+        let (picture, pre) = read_image(image, input_hw)?;
+        let (clip, bank) = (&model.clip, &mut model.bank);
+        let segmentation = pollster::block_on(async {
+            match slide {
+                Some(slide) => {
+                    segment_sliding(clip, &tokenizer, &picture, &query, slide, bank, progress).await
+                }
+                None => segment_image(clip, &tokenizer, &pre, &query, bank, progress).await,
+            }
+        })?;
+        let document = SegmentDocument {
+            provenance: a.model.provenance(model, query.method, image),
+            size: input_hw,
+            slide: slide.map(|s| [s.short_side, s.window, s.stride]),
+            score: query.score,
+            threshold: query.threshold,
+            background: query.background.clone(),
+            segmentation,
+        };
+        anyhow::Ok((picture, document))
+    };
+    let (Some(spec), Some(out_dir)) = (&a.images, &a.out_dir) else {
+        let image = a.image.as_deref().context("give --image or --images")?;
+        let mut model = a.model.load()?;
+        let bar = stage_bar();
+        let mut progress = stage_progress(&bar, "segmenting");
+        let segmented = segment(&mut model, image, &mut progress);
+        bar.finish_and_clear();
+        let (picture, document) = segmented?;
+        write_json(a.json.as_deref(), &document)?;
+        if let Some(path) = &a.mask {
+            files::write_mask_png(path, &document.segmentation)?;
+            eprintln!("wrote {}", path.display());
+        }
+        if let Some(path) = &a.out {
+            overlay_mask(&picture, &document.segmentation.mask, a.opacity)
+                .save(path)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        print_segmentation(&document.segmentation);
+        return Ok(());
+    };
+    // Everything the files depend on (not the device: CPU and wgpu agree to ~1e-6).
+    let settings = serde_json::json!({
+        "command": "segment",
+        "result_version": RESULT_VERSION,
+        "model": a.model.model,
+        "quant": a.model.quant,
+        "tokenizer": a.tokenizer,
+        "labels": query.labels,
+        "background": query.background,
+        "threshold": query.threshold,
+        "score": query.score,
+        "size": input_hw,
+        "slide": slide.map(|s| [s.short_side, s.window, s.stride]),
+        "method": query.method,
+        "opacity": a.opacity,
+    });
+    let plan = batch::Plan::new(batch::list_images(spec)?, out_dir, settings)?;
+    let mut model = None;
+    if plan.pending() > 0 {
+        let mut loaded = a.model.load()?;
+        encode_labels(&loaded.clip, &tokenizer, &mut loaded.bank, &texts)?;
+        model = Some(loaded);
+    }
+    plan.run("segmenting images", |image, base| {
+        let model = model.as_mut().context("the model is not loaded")?;
+        let (picture, document) = segment(model, image, &mut |_| {})?;
+        let result = with_suffix(base, ".json");
+        write_json(Some(&result), &document)?;
+        let png = with_suffix(base, ".png");
+        overlay_mask(&picture, &document.segmentation.mask, a.opacity)
+            .save(&png)
+            .with_context(|| format!("writing {}", png.display()))?;
+        Ok(batch::Outputs {
+            result,
+            overlays: vec![png],
+        })
+    })
+}
+
+/// `base` with `suffix` appended (`base` may hold dots of its own: `a.b` → `a.b.json`).
+fn with_suffix(base: &Path, suffix: &str) -> PathBuf {
+    let mut path = base.as_os_str().to_owned();
+    path.push(suffix);
+    PathBuf::from(path)
 }
 
 /// What `eval-seg` evaluates, besides the model and the dataset.
@@ -661,7 +832,7 @@ fn eval_seg(model: &ModelArgs, dataset: &Dataset, run: &SegRun) -> Result<Segmen
     let texts = query.texts()?;
     let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = model.load()?;
+    let Model { clip, mut bank, .. } = model.load()?;
     // The labels' text once, before the images.
     encode_labels(&clip, &tokenizer, &mut bank, &texts)?;
     let mut confusion = Confusion::new(dataset.classes.len());
@@ -769,7 +940,7 @@ fn eval_explain(
     let samples = &dataset.samples[..limit.unwrap_or(usize::MAX).min(dataset.samples.len())];
     let query = Query::label_set(dataset.labels.clone())?;
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = model.load()?;
+    let Model { clip, mut bank, .. } = model.load()?;
     encode_labels(&clip, &tokenizer, &mut bank, &dataset.labels)?;
     let mut metrics = ExplainMetrics::default();
     let bar = images_bar(samples.len(), "explaining images");
@@ -841,7 +1012,7 @@ fn eval_multilabel(
         bail!("multi-label recognition needs a label set");
     };
     let tokenizer = load_tokenizer(None)?;
-    let (clip, mut bank) = model.load()?;
+    let Model { clip, mut bank, .. } = model.load()?;
     encode_labels(&clip, &tokenizer, &mut bank, &labels)?;
     let mut metrics = MultiLabel::new(labels.len());
     let bar = images_bar(images.len(), "scoring images");
@@ -905,7 +1076,7 @@ fn read_image(path: &Path, input_hw: [usize; 2]) -> Result<(image::RgbImage, Pre
 }
 
 /// The model at `path` on `device`, and its text bank (with the pack's stored features).
-fn load_model(path: &Path, quant: Scheme, device: DeviceArg) -> Result<(Clip, TextBank)> {
+fn load_model(path: &Path, quant: Scheme, device: DeviceArg) -> Result<Model> {
     let device = device.open()?;
     let loaded = open_with_progress(path, quant)?;
     let spinner = spinner("uploading the weights");
@@ -914,7 +1085,11 @@ fn load_model(path: &Path, quant: Scheme, device: DeviceArg) -> Result<(Clip, Te
     spinner.finish_and_clear();
     let bank = TextBank::with_stored(loaded.text_bank.as_deref(), &clip)
         .with_context(|| format!("loading {}", path.display()))?;
-    Ok((clip, bank))
+    Ok(Model {
+        clip,
+        bank,
+        scheme: loaded.weights.scheme(),
+    })
 }
 
 fn load_tokenizer(path: Option<&Path>) -> Result<ClipTokenizer> {
@@ -1331,9 +1506,10 @@ fn write_overlays(
     explanation: &Explanation,
     colormap: Colormap,
     opacity: f32,
-) -> Result<()> {
+) -> Result<Vec<PathBuf>> {
     let lut = colormap.lut();
     let hw = [picture.height() as usize, picture.width() as usize];
+    let mut written = Vec::with_capacity(explanation.labels.len());
     for (i, label) in explanation.labels.iter().enumerate() {
         let map = explanation.map(i, hw);
         let target = if explanation.labels.len() == 1 {
@@ -1352,9 +1528,9 @@ fn write_overlays(
         overlay(picture, &map, &lut, opacity)
             .save(&target)
             .with_context(|| format!("writing {}", target.display()))?;
-        eprintln!("wrote {}", target.display());
+        written.push(target);
     }
-    Ok(())
+    Ok(written)
 }
 
 fn print_summary(explanation: &Explanation) {

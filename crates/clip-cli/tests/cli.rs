@@ -672,6 +672,16 @@ fn quantizing_on_load_equals_loading_the_converted_pack() {
         &dir.join("a.json"),
     );
     let from_pack = run(&pack, &[], &dir.join("b.json"));
+    // The same numbers and precision; only the model's name differs.
+    let [mut on_load, mut from_pack] =
+        [on_load, from_pack].map(|json| serde_json::from_str::<Value>(&json).unwrap());
+    assert_eq!(on_load["quant"], "int8");
+    for (result, name) in [(&mut on_load, "tiny-clip"), (&mut from_pack, "pack")] {
+        assert_eq!(
+            result.as_object_mut().unwrap().remove("model").unwrap(),
+            name
+        );
+    }
     assert_eq!(on_load, from_pack);
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -2006,4 +2016,211 @@ fn eval_seg_reads_the_context_coco_cityscapes_and_ade_layouts() {
         );
         std::fs::remove_dir_all(&root).ok();
     }
+}
+
+/// The mtime of a file.
+fn modified(path: &Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
+/// `explain --images DIR --out-dir OUT`: every image's result equals `explain --image`'s
+/// (same numbers, with the provenance a viewer needs), its overlays are written, a broken image
+/// is an error in the index that stops neither the others nor the index; a second run skips
+/// what is up to date, re-renders an image that changed, and everything when an option changes.
+#[test]
+fn explain_images_renders_a_folder_resumably() {
+    let dir = tempdir("explain-images");
+    let images = dir.join("in");
+    std::fs::create_dir_all(&images).unwrap();
+    for name in ["astronaut.png", "coffee.png"] {
+        std::fs::copy(fixtures().join("images").join(name), images.join(name)).unwrap();
+    }
+    std::fs::write(images.join("broken.png"), b"not a png").unwrap();
+    std::fs::write(images.join("notes.txt"), b"not an image").unwrap();
+    let out = dir.join("out");
+    let model = fixtures().join("tiny-clip");
+    let batch = |labels: &str| {
+        clip_surgery(&[
+            "explain",
+            "--model",
+            model.to_str().unwrap(),
+            "--images",
+            images.to_str().unwrap(),
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--labels",
+            labels,
+        ])
+    };
+    let first = batch("person,rocket");
+    // One image failed: the batch says so by its status, after doing the others.
+    assert!(!first.status.success());
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("broken.png"), "{stderr}");
+    assert!(
+        stderr.contains("2 rendered, 0 up to date, 1 failed of 3"),
+        "{stderr}"
+    );
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    let entries = index["images"].as_array().unwrap();
+    let names: Vec<&str> = entries
+        .iter()
+        .map(|e| e["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["astronaut.png", "broken.png", "coffee.png"]);
+    assert!(entries[1]["error"].as_str().unwrap().contains("broken.png"));
+    assert!(entries[1].get("result").is_none());
+    for (entry, stem) in [(&entries[0], "astronaut"), (&entries[2], "coffee")] {
+        assert_eq!(entry["result"], format!("{stem}.json"));
+        assert_eq!(
+            entry["overlays"],
+            serde_json::json!([format!("{stem}-person.png"), format!("{stem}-rocket.png")])
+        );
+        for overlay in entry["overlays"].as_array().unwrap() {
+            let png = image::open(out.join(overlay.as_str().unwrap())).unwrap();
+            let source = image::open(images.join(format!("{stem}.png"))).unwrap();
+            assert_eq!(
+                (png.width(), png.height()),
+                (source.width(), source.height())
+            );
+        }
+        let ours: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("{stem}.json"))).unwrap(),
+        )
+        .unwrap();
+        let single = explain_json(
+            &format!("{stem}.png"),
+            "224",
+            ["--labels", "person,rocket"],
+            &dir.join(format!("{stem}-single.json")),
+        );
+        assert_eq!(
+            ours, single,
+            "{stem}: the batch's result is not explain --image's"
+        );
+        assert_eq!(ours["version"], 1);
+        assert_eq!(ours["model"], "tiny-clip");
+        assert_eq!(ours["quant"], "f32");
+        assert_eq!(ours["method"], "surgery");
+        assert_eq!(ours["image"], format!("{stem}.png"));
+        assert_eq!(ours["size"], serde_json::json!([224, 224]));
+        assert_eq!(ours["architecture"], "ViT-8×128/16");
+    }
+
+    // Unchanged: nothing is rendered again (the broken image is retried and fails again).
+    let json = out.join("astronaut.json");
+    let (astronaut, coffee) = (modified(&json), modified(&out.join("coffee.json")));
+    let second = batch("person,rocket");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        stderr.contains("0 rendered, 2 up to date, 1 failed of 3"),
+        "{stderr}"
+    );
+    assert_eq!(modified(&json), astronaut);
+    // A changed image is rendered again; the other is not.
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(images.join("astronaut.png"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
+    std::fs::remove_file(images.join("broken.png")).unwrap();
+    let third = batch("person,rocket");
+    assert!(
+        third.status.success(),
+        "{}",
+        String::from_utf8_lossy(&third.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&third.stderr).contains("1 rendered, 1 up to date, 0 failed of 2")
+    );
+    assert_ne!(modified(&json), astronaut);
+    assert_eq!(modified(&out.join("coffee.json")), coffee);
+    // Other labels: every image again.
+    let fourth = batch("person,flag");
+    assert!(
+        String::from_utf8_lossy(&fourth.stderr).contains("2 rendered, 0 up to date, 0 failed of 2")
+    );
+    assert!(out.join("coffee-flag.png").exists());
+}
+
+/// `--images` takes a glob too, and refuses what names no image or two images with one stem.
+#[test]
+fn images_globs_and_refusals() {
+    let dir = tempdir("images-glob");
+    for name in ["astronaut.png", "chelsea-exif6.jpg", "coffee.png"] {
+        std::fs::copy(fixtures().join("images").join(name), dir.join(name)).unwrap();
+    }
+    let model = fixtures().join("tiny-clip");
+    let out = dir.join("out");
+    let run = |images: &str| {
+        clip_surgery(&[
+            "segment",
+            "--model",
+            model.to_str().unwrap(),
+            "--images",
+            images,
+            "--out-dir",
+            out.to_str().unwrap(),
+            "--labels",
+            "person,rocket,sky",
+        ])
+    };
+    let glob = dir.join("*.png");
+    let output = run(glob.to_str().unwrap());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let index: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = index["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["image"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["astronaut.png", "coffee.png"]);
+    // Each segmentation is `segment --image`'s, with its provenance; the overlay is written.
+    let ours: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("coffee.json")).unwrap()).unwrap();
+    let single = dir.join("single.json");
+    let image = dir.join("coffee.png");
+    let output = clip_surgery(&[
+        "segment",
+        "--model",
+        model.to_str().unwrap(),
+        "--image",
+        image.to_str().unwrap(),
+        "--labels",
+        "person,rocket,sky",
+        "--json",
+        single.to_str().unwrap(),
+    ]);
+    assert!(output.status.success());
+    let single: Value = serde_json::from_str(&std::fs::read_to_string(&single).unwrap()).unwrap();
+    assert_eq!(ours, single);
+    assert_eq!(ours["version"], 1);
+    assert_eq!(ours["score"], "cosine");
+    assert_eq!(
+        index["images"][1]["overlays"],
+        serde_json::json!(["coffee.png"])
+    );
+    assert!(image::open(out.join("coffee.png")).is_ok());
+
+    for (images, message) in [
+        (dir.join("*.gif"), "no images"),
+        (dir.join("missing"), "neither a folder, a file nor a glob"),
+    ] {
+        let output = run(images.to_str().unwrap());
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{stderr}");
+    }
+    std::fs::copy(dir.join("coffee.png"), dir.join("coffee.jpg")).unwrap();
+    let output = run(dir.to_str().unwrap());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("would write the same outputs"));
 }

@@ -179,6 +179,24 @@ impl ClipConfig {
         }
     }
 
+    /// A "ViT-B/16"-style name from the tower shapes (OpenAI's names where the shapes are
+    /// theirs; layers × width otherwise, and the native resolution when it is not 224).
+    pub fn architecture(&self) -> String {
+        let v = &self.vision;
+        let size = match (v.tower.width, v.tower.layers) {
+            (768, 12) => "B".to_string(),
+            (1024, 24) => "L".to_string(),
+            (1280, 32) => "H".to_string(),
+            (w, l) => format!("{l}×{w}"),
+        };
+        let res = if v.image_size != 224 {
+            format!("@{}px", v.image_size)
+        } else {
+            String::new()
+        };
+        format!("ViT-{size}/{}{res}", v.patch_size)
+    }
+
     /// OpenAI ViT-B/32.
     pub fn vit_b_32() -> Self {
         Self::openai(512, (768, 12, 12, 32, 224), 512)
@@ -379,6 +397,16 @@ struct HfTower {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn architectures_are_named_like_openai_does() {
+        let mut c = ClipConfig::vit_b_16();
+        assert_eq!(c.architecture(), "ViT-B/16");
+        assert_eq!(ClipConfig::vit_b_32().architecture(), "ViT-B/32");
+        c.vision.image_size = 336;
+        c.vision.tower.width = 64;
+        assert_eq!(c.architecture(), "ViT-12×64/16@336px");
+    }
 
     #[test]
     fn presets_by_any_common_name() {

@@ -116,6 +116,17 @@ pub enum ClipError {
     /// Per-token maps were asked for a label set.
     #[error("token maps explain one text (--text), not a label set")]
     TokensNeedText,
+    /// A result file of a version this build does not read.
+    #[error("{} this build does not know (it reads version {known}); make it again with this version's `clip-surgery`", match .found { Some(v) => format!("a result file of version {v}"), None => "a result file without a version".to_string() })]
+    ResultVersion {
+        /// Its `version`, if it had one.
+        found: Option<u32>,
+        /// The version this build reads.
+        known: u32,
+    },
+    /// A result file that is not what `explain --json` or `segment --json` writes.
+    #[error("not a result file of `clip-surgery explain --json` or `segment --json`: {0}")]
+    BadResult(String),
     /// A result that cannot be segmented: a single text, or one without patch logits.
     #[error(
         "segmentation needs a label set of two or more labels (a single text has nothing to compete with)"

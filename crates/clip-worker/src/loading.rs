@@ -171,7 +171,7 @@ async fn load_on_device(
     let config = &clip.config;
     let info = ModelInfo {
         name,
-        architecture: architecture(config),
+        architecture: config.architecture(),
         bytes: loaded.weights.bytes() as f64,
         scheme: loaded.weights.scheme(),
         sizes: Scheme::ALL
@@ -223,36 +223,4 @@ async fn tokenizer(id: u64) -> Result<Rc<ClipTokenizer>, WorkerError> {
     };
     session(|s| s.tokenizer = Some(tokenizer.clone()));
     Ok(tokenizer)
-}
-
-/// "ViT-B/16"-style name from the tower shapes.
-fn architecture(config: &clip_core::config::ClipConfig) -> String {
-    let v = &config.vision;
-    let size = match (v.tower.width, v.tower.layers) {
-        (768, 12) => "B".to_string(),
-        (1024, 24) => "L".to_string(),
-        (1280, 32) => "H".to_string(),
-        (w, l) => format!("{l}×{w}"),
-    };
-    let res = if v.image_size != 224 {
-        format!("@{}px", v.image_size)
-    } else {
-        String::new()
-    };
-    format!("ViT-{size}/{}{res}", v.patch_size)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use clip_core::config::ClipConfig;
-
-    #[test]
-    fn architectures_are_named_like_openai_does() {
-        let mut c = ClipConfig::vit_b_16();
-        assert_eq!(architecture(&c), "ViT-B/16");
-        c.vision.image_size = 336;
-        c.vision.tower.width = 64;
-        assert_eq!(architecture(&c), "ViT-12×64/16@336px");
-    }
 }
