@@ -13,10 +13,11 @@ use clip_protocol::{AttentionAt, DeviceChoice, QuerySpec};
 
 /// The query-string keys of the contract, in the order share links write them.
 #[rustfmt::skip]
-pub const KEYS: [&str; 19] = [
+pub const KEYS: [&str; 20] = [
     "model",
     "quant",
     "image",
+    "result",
     "text",
     "labels",
     "size",
@@ -87,6 +88,8 @@ pub struct Params {
     pub quant: Scheme,
     /// Image URL.
     pub image: Option<String>,
+    /// URL of a result file (`explain --json`) to show without a model, over `image`.
+    pub result: Option<String>,
     /// Which of `text` and `labels` is active.
     pub mode: Mode,
     /// The single text.
@@ -133,6 +136,7 @@ impl Default for Params {
             model: DEFAULT_MODEL.into(),
             quant: DEFAULT_QUANT,
             image: None,
+            result: None,
             mode: Mode::Labels,
             text: String::new(),
             labels: DEFAULT_LABELS.into(),
@@ -295,7 +299,7 @@ impl Params {
         for (key, value) in pairs {
             let value = value.as_ref().trim();
             match key.as_ref() {
-                "model" | "image" if value.is_empty() => {
+                "model" | "image" | "result" if value.is_empty() => {
                     warnings.push(format!("{}= is empty; using the default", key.as_ref()));
                 }
                 "model" => p.model = value.to_string(),
@@ -307,6 +311,7 @@ impl Params {
                     )),
                 },
                 "image" => p.image = Some(value.to_string()),
+                "result" => p.result = Some(value.to_string()),
                 "text" => text = Some(value.to_string()),
                 "labels" => labels = Some(value.to_string()),
                 "size" => match parse_size(value) {
@@ -402,6 +407,9 @@ impl Params {
         }
         if let Some(image) = &self.image {
             out.push(("image", image.clone()));
+        }
+        if let Some(result) = &self.result {
+            out.push(("result", result.clone()));
         }
         match self.mode {
             Mode::Text => out.push(("text", self.text.clone())),
@@ -568,6 +576,7 @@ mod tests {
             ("model", "http://127.0.0.1:9/m"),
             ("quant", "q4"),
             ("image", "http://127.0.0.1:9/a.png"),
+            ("result", "results/a.json"),
             ("labels", "cat, dog ,, bird"),
             ("size", "224x320"),
             ("method", "raw"),

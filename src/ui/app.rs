@@ -100,7 +100,8 @@ pub fn app() -> Html {
         <Results image={s.image.clone()} result={s.shown_result()} params={s.params.clone()}
             on_edit={on_edit.clone()} selected={s.selected} on_select={on_select}
             running={running} embed={s.params.embed}
-            blocks={s.model_info().map_or(0, |i| i.blocks)} />
+            blocks={s.model_info().map_or(0, |i| i.blocks)}
+            on_live={s.viewer.is_some().then(|| act(|| Action::RunLive))} />
     };
     let notices = notices(
         s,
@@ -174,7 +175,7 @@ pub fn app() -> Html {
     };
     html! {
         <div class="app" ondrop={on_drop} ondragover={on_drag_over}>
-            { header(&s.device) }
+            { header(&s.device, s.viewer.is_some()) }
             { notices }
             <div class="layout">
                 <div class="controls">

@@ -10,11 +10,13 @@ use web_sys::{
 };
 
 use clip_core::input::query::Method;
+use clip_core::output::document::Provenance;
 use clip_core::output::explanation::Explanation;
 use clip_core::output::segmentation::Segmentation;
 use clip_protocol::{DeviceKind, RunResult, Timings, js_message};
 
 use crate::params::{KEYS, Params};
+use crate::render::Picture;
 
 fn window() -> Option<Window> {
     web_sys::window()
@@ -65,10 +67,12 @@ struct Last<'a> {
     explanation: &'a Explanation,
     method: Method,
     input_hw: [usize; 2],
-    device: DeviceKind,
+    device: Option<DeviceKind>,
     timings_ms: &'a Timings,
     texts_encoded: usize,
     memory_bytes: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provenance: Option<&'a Provenance>,
 }
 
 fn api() -> Option<JsValue> {
@@ -105,6 +109,7 @@ pub fn publish_result(run: &RunResult) {
         timings_ms: &run.timings_ms,
         texts_encoded: run.texts_encoded,
         memory_bytes: run.memory_bytes,
+        provenance: run.provenance.as_ref(),
     };
     let Ok(json) = serde_json::to_string(&last) else {
         return;
@@ -163,6 +168,53 @@ pub async fn fetch_bytes(url: &str) -> Result<ArrayBuffer, String> {
         .await
         .map_err(|e| js_message(&e))?
         .unchecked_into())
+}
+
+/// Decodes image bytes with the browser (EXIF orientation applied, as the worker's decoder
+/// does) into a preview whose longer side is at most `max_side`, opaque like the worker's, and
+/// the image's `[height, width]`: how the page shows a result file without a worker.
+pub async fn decode_picture(
+    bytes: &ArrayBuffer,
+    max_side: u32,
+) -> Result<(Picture, [usize; 2]), String> {
+    let window = window().ok_or("no window")?;
+    let blob = web_sys::Blob::new_with_buffer_source_sequence(&js_sys::Array::of1(bytes))
+        .map_err(|e| js_message(&e))?;
+    let decoding = window
+        .create_image_bitmap_with_blob(&blob)
+        .map_err(|e| js_message(&e))?;
+    let bitmap: web_sys::ImageBitmap = JsFuture::from(decoding)
+        .await
+        .map_err(|_| "the browser cannot decode this image".to_string())?
+        .unchecked_into();
+    let (w, h) = (bitmap.width(), bitmap.height());
+    let scale = (f64::from(max_side) / f64::from(w.max(h).max(1))).min(1.0);
+    let side = |n: u32| ((f64::from(n) * scale).round() as u32).max(1);
+    let (pw, ph) = (side(w), side(h));
+    let canvas: HtmlCanvasElement = window
+        .document()
+        .and_then(|d| d.create_element("canvas").ok())
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or("no canvas")?;
+    canvas.set_width(pw);
+    canvas.set_height(ph);
+    let ctx: CanvasRenderingContext2d = canvas
+        .get_context("2d")
+        .ok()
+        .flatten()
+        .and_then(|c| c.dyn_into().ok())
+        .ok_or("no 2D canvas")?;
+    ctx.draw_image_with_image_bitmap_and_dw_and_dh(&bitmap, 0.0, 0.0, f64::from(pw), f64::from(ph))
+        .map_err(|e| js_message(&e))?;
+    bitmap.close();
+    let mut rgba = ctx
+        .get_image_data(0.0, 0.0, f64::from(pw), f64::from(ph))
+        .map_err(|e| js_message(&e))?
+        .data()
+        .0;
+    rgba.chunks_exact_mut(4).for_each(|p| p[3] = 255);
+    let picture = Picture::new(pw, ph, rgba).ok_or("the decoded image is damaged")?;
+    Ok((picture, [h as usize, w as usize]))
 }
 
 /// A blob's (file's) bytes.

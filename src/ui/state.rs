@@ -12,7 +12,9 @@ use js_sys::ArrayBuffer;
 use web_sys::File;
 use yew::Reducible;
 
-use crate::params::{DEFAULT_MODEL, DEFAULT_PATCH, Edit, Params, View, check_size, parse_size};
+use crate::params::{
+    DEFAULT_MODEL, DEFAULT_PATCH, Edit, Mode, Params, View, check_size, parse_size,
+};
 use crate::render::Picture;
 
 /// A progress bar's numbers.
@@ -137,6 +139,20 @@ pub enum RunState {
     },
 }
 
+/// A result file shown without a model (`?result=`): the page fetches it and draws it over the
+/// image; the worker starts only when the user asks for a live run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Viewer {
+    /// To fetch from this URL.
+    Wanted(String),
+    /// Being fetched.
+    Fetching,
+    /// Shown: it is [`State::result`].
+    Shown,
+    /// Could not be shown (the message is the run error).
+    Failed,
+}
+
 /// What Cache Storage holds.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct CacheState {
@@ -190,13 +206,19 @@ pub struct State {
     pub worker_error: Option<String>,
     /// Increases with every (re)start of the worker.
     pub worker: u64,
+    /// A result file shown without a model; `None` in live mode.
+    pub viewer: Option<Viewer>,
 }
 
 impl State {
     /// Initial state from the address's parameters: the image it names (or the first sample)
     /// is wanted at once, and a run too when it also names a query.
     pub fn new(params: Params, warnings: Vec<String>, first_sample: &str) -> Self {
-        let run = if params.image.is_some() && matches!(params.query(), Some(Ok(_))) {
+        let viewer = params.result.clone().map(Viewer::Wanted);
+        let run = if viewer.is_none()
+            && params.image.is_some()
+            && matches!(params.query(), Some(Ok(_)))
+        {
             RunState::Wanted
         } else {
             RunState::Idle
@@ -225,6 +247,7 @@ impl State {
             cache: CacheState::default(),
             worker_error: None,
             worker: 1,
+            viewer,
         }
     }
 
@@ -316,6 +339,12 @@ pub enum Action {
         /// The image it is about.
         image: u64,
     },
+    /// The result file is being fetched.
+    ResultRequested,
+    /// The result file arrived and was read, or why not.
+    ResultFetched(Result<Rc<RunResult>, String>),
+    /// Leave the result file for a live run (the model loads).
+    RunLive,
     /// A worker message (other than `Image`, which carries pixels).
     Worker(Response),
     /// The worker died.
@@ -343,6 +372,7 @@ impl Reducible for State {
                 }
             }
             Action::LoadModelUrl(url) => {
+                s.go_live();
                 let url = if url.is_empty() {
                     DEFAULT_MODEL.to_string()
                 } else {
@@ -351,13 +381,20 @@ impl Reducible for State {
                 s.params.model = url.clone();
                 s.model = ModelState::Wanted(ModelWish::Url(url));
             }
-            Action::LoadModelFiles(files) => s.model = ModelState::Wanted(ModelWish::Files(files)),
+            Action::LoadModelFiles(files) => {
+                s.go_live();
+                s.model = ModelState::Wanted(ModelWish::Files(files));
+            }
             Action::AutoLoadModel => {
                 if s.model == ModelState::Idle {
                     s.model = ModelState::Wanted(ModelWish::Url(s.params.model.clone()));
                 }
             }
             Action::OpenImage(source) => {
+                // Another picture is for a live run: the file's result is of its own image.
+                if s.image.is_some() {
+                    s.go_live();
+                }
                 // A local image cannot be part of a share link; a URL is.
                 s.params.image = match &source {
                     ImageSource::Url(url) => Some(url.clone()),
@@ -366,7 +403,29 @@ impl Reducible for State {
                 let serial = s.image_wish.as_ref().map_or(1, |w| w.serial + 1);
                 s.image_wish = Some(ImageWish { serial, source });
             }
+            Action::Run if s.viewer.is_some() => {
+                s.go_live();
+                s.run = RunState::Wanted;
+            }
             Action::Run => s.run_asked(),
+            Action::RunLive => {
+                s.go_live();
+                s.run = RunState::Wanted;
+            }
+            Action::ResultRequested => s.viewer = Some(Viewer::Fetching),
+            Action::ResultFetched(Ok(run)) if s.viewer.is_some() => {
+                s.viewer = Some(Viewer::Shown);
+                s.show_file(&run);
+                s.result_image = s.image.as_ref().map_or(0, |i| i.id);
+                s.result = Some(run);
+            }
+            Action::ResultFetched(Err(message)) if s.viewer.is_some() => {
+                s.viewer = Some(Viewer::Failed);
+                s.run_error = Some(message.clone());
+                s.error(message);
+            }
+            // Live already: the file no longer matters.
+            Action::ResultFetched(_) => {}
             Action::Select(i) => s.selected = i,
             Action::DismissWarnings => s.warnings.clear(),
             Action::RestartWorker => {
@@ -406,8 +465,11 @@ impl Reducible for State {
                 let Some((_, name)) = s.image_pending.take().filter(|(p, _)| *p == id) else {
                     return self; // an older image finished after a newer one was picked
                 };
-                // A new picture after a result: explain it the same way straight away.
-                if s.result.is_some() && s.run == RunState::Idle {
+                // A new picture after a result: explain it the same way straight away; the
+                // first picture of a result file is the one it was made for.
+                if s.viewer.is_some() {
+                    s.result_image = id;
+                } else if s.result.is_some() && s.run == RunState::Idle {
                     s.run = RunState::Wanted;
                 }
                 s.image = Some(Rc::new(LoadedImage {
@@ -459,6 +521,8 @@ impl State {
         let redundancy = matches!(edit, Edit::View(View::Redundancy));
         self.params.apply(edit);
         let lacking = match &self.result {
+            // A result file has what it has until the user runs live.
+            Some(_) if self.viewer.is_some() => false,
             Some(_) if attention => true,
             Some(r) if redundancy => self.params.redundancy() && r.explanation.redundancy.is_none(),
             _ => false,
@@ -474,6 +538,35 @@ impl State {
         {
             self.model = ModelState::Wanted(ModelWish::Url(self.params.model.clone()));
         }
+    }
+
+    /// Leaves a result file for live runs: the worker starts (none ran while the file was
+    /// shown) and the model at the address loads.
+    fn go_live(&mut self) {
+        if self.viewer.take().is_none() {
+            return;
+        }
+        self.params.result = None;
+        self.worker += 1;
+        self.device = DeviceState::Starting;
+        if self.model == ModelState::Idle {
+            self.model = ModelState::Wanted(ModelWish::Url(self.params.model.clone()));
+        }
+    }
+
+    /// The controls take a result file's query, method and size: what a live run repeats.
+    fn show_file(&mut self, run: &RunResult) {
+        let e = &run.explanation;
+        let single = e.cls_surgery.is_empty();
+        if single {
+            self.params.mode = Mode::Text;
+            self.params.text = e.labels.concat();
+        } else {
+            self.params.mode = Mode::Labels;
+            self.params.labels = e.labels.join(",");
+        }
+        self.params.method = run.method;
+        self.params.size = run.input_hw;
     }
 
     fn run_asked(&mut self) {
@@ -641,6 +734,117 @@ mod tests {
             max_side: 640,
             memory_bytes: 0.0,
         }
+    }
+
+    fn file_result(labels: &[&str]) -> Rc<RunResult> {
+        use clip_core::input::query::Method;
+        use clip_core::output::document::{ExplainDocument, Provenance, RESULT_VERSION};
+        use clip_core::output::explanation::Explanation;
+        let n = labels.len();
+        let explanation = Explanation {
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+            grid: [1, 1],
+            similarity: vec![vec![0.0; n]],
+            logits: vec![vec![0.0; n]],
+            logit_scale: 100.0,
+            cls_scores: vec![1.0 / n as f32; n],
+            cls_surgery: vec![0.0; n],
+            points: Default::default(),
+            combined: false,
+            truncated: vec![],
+            tokens: vec![],
+            attention: None,
+            redundancy: None,
+        };
+        Rc::new(RunResult::precomputed(ExplainDocument {
+            provenance: Provenance {
+                version: RESULT_VERSION,
+                model: "tiny-clip".into(),
+                architecture: "ViT-B/16".into(),
+                quant: Scheme::F32,
+                method: Method::Raw,
+                image: "a.png".into(),
+            },
+            size: [224, 320],
+            image_hw: [10, 20],
+            explanation,
+        }))
+    }
+
+    fn image_ready(s: State, id: u64) -> State {
+        let s = reduce(
+            s,
+            Action::ImageRequested {
+                id,
+                name: "a.png".into(),
+            },
+        );
+        let picture = Rc::new(crate::render::Picture::new(1, 1, vec![0; 4]).unwrap());
+        reduce(
+            s,
+            Action::ImageReady {
+                id,
+                picture: picture.clone(),
+                thumb: picture,
+                original_hw: [10, 20],
+            },
+        )
+    }
+
+    #[test]
+    fn a_result_file_is_shown_without_worker_or_model_until_run_live() {
+        let (params, _) =
+            Params::from_pairs([("result", "r.json"), ("image", "a.png"), ("labels", "x,y")]);
+        let s = State::new(params, vec![], SAMPLE);
+        assert_eq!(s.viewer, Some(Viewer::Wanted("r.json".into())));
+        assert_eq!(
+            (s.run.clone(), s.model.clone()),
+            (RunState::Idle, ModelState::Idle)
+        );
+        let s = reduce(s, Action::ResultRequested);
+        let s = image_ready(s, 1);
+        // The file's query, method and size become the controls'; the result is the image's.
+        let s = reduce(s, Action::ResultFetched(Ok(file_result(&["cat", "dog"]))));
+        assert_eq!(s.viewer, Some(Viewer::Shown));
+        assert_eq!(s.params.labels, "cat,dog");
+        assert_eq!(s.params.size, [224, 320]);
+        assert!(s.shown_result().is_some());
+        assert_eq!(s.run, RunState::Idle);
+        // Views that would need the worker do not start it.
+        let s = reduce(s, Action::Edit(Edit::View(View::Redundancy)));
+        assert_eq!((s.run.clone(), s.worker), (RunState::Idle, 1));
+        // Run live: a worker, the model at the address, a run; the address loses `result`.
+        let live = reduce(s.clone(), Action::RunLive);
+        assert_eq!(live.viewer, None);
+        assert_eq!(live.params.result, None);
+        assert_eq!(live.worker, 2);
+        assert_eq!(live.run, RunState::Wanted);
+        assert_eq!(
+            live.model,
+            ModelState::Wanted(ModelWish::Url(DEFAULT_MODEL.into()))
+        );
+        // Another picture is for a live run too.
+        let other = reduce(s, Action::OpenImage(ImageSource::Url("b.png".into())));
+        assert_eq!((other.viewer.clone(), other.worker), (None, 2));
+    }
+
+    #[test]
+    fn an_unreadable_result_file_is_said_and_a_late_one_ignored() {
+        let (params, _) = Params::from_pairs([("result", "r.json")]);
+        let s = State::new(params, vec![], SAMPLE);
+        let s = reduce(
+            s,
+            Action::ResultFetched(Err("r.json is not a result".into())),
+        );
+        assert_eq!(s.viewer, Some(Viewer::Failed));
+        assert_eq!(s.run_error.as_deref(), Some("r.json is not a result"));
+        assert!(s.last_error.is_some());
+        let live = reduce(s, Action::RunLive);
+        let late = reduce(
+            live,
+            Action::ResultFetched(Ok(file_result(&["cat", "dog"]))),
+        );
+        assert!(late.result.is_none());
     }
 
     #[test]

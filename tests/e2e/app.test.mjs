@@ -491,6 +491,63 @@ test('multimodal view: a text\'s tokens equal the CLI\'s, the top three are mark
   }
 });
 
+test('a result file is shown without a model or worker: heatmap, scores and segmentation from the JSON; Run live computes it; unknown versions and garbled files are refused', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  const pages = {
+    '/results/astronaut.json': JSON.stringify(reference),
+    '/results/later.json': JSON.stringify({ ...reference, version: 2 }),
+    '/results/garbled.json': JSON.stringify({ ...reference, similarity: reference.similarity.slice(1) }),
+  };
+  const own = await startServer({ dist: DIST, fixtures: FIXTURES, packs: PACKS, pages });
+  const b = await open({ webgpu: false, origins: [own.origin] });
+  try {
+    await b.page.goto(`${own.origin}/?model=models/tiny&quant=f32&result=results/astronaut.json&image=img/astronaut.png`);
+    const last = await result(b.page);
+    // The file's numbers, as they are: nothing was computed here.
+    assert.deepEqual(last.similarity, reference.similarity);
+    assert.deepEqual(last.cls_surgery, reference.cls_surgery);
+    assert.equal(last.device, null);
+    assert.deepEqual([last.provenance.model, last.provenance.version], ['tiny-clip', 1]);
+    await b.page.locator('.badge[data-device="none"]', { hasText: 'Result file' }).waitFor();
+    await b.page.locator('dd[data-model="tiny-clip"]').waitFor();
+    // The controls hold the file's query; the heatmap is drawn, hot where the file peaks.
+    assert.equal(await b.page.getByRole('textbox', { name: /Labels/ }).inputValue(), LABELS.join(','));
+    const drawn = await pixels(b.page, 'canvas.main', 'img/astronaut.png');
+    const [x, y] = hotPixel(last, 0, drawn.width, drawn.height);
+    assert.ok(channelDiff(drawn, x, y) > 60, `the file's hot pixel (${x}, ${y}) barely differs from the photo`);
+    // The segmentation view works from the file's logits: `segment`'s mask, pixel for pixel.
+    await b.page.getByRole('group', { name: 'View' }).getByRole('button', { name: 'Segmentation' }).click();
+    const seg = await segmentation(b.page, false);
+    assert.equal(maskDiff(seg.mask, cliSegment([]).mask), 0);
+    // Nothing but the page, the image and the file was fetched: no worker, tokenizer or model.
+    const fetched = own.log.map((r) => r.path);
+    const live = fetched.filter((p) => /^\/(models|packs)\/|worker|tokenizer/.test(p));
+    assert.deepEqual(live, [], `fetched for a result file: ${live.join(', ')}`);
+
+    // Run live: the worker starts, the model loads and the same query runs here.
+    await clearLast(b.page);
+    await b.page.getByRole('button', { name: 'Run live' }).click();
+    const computed = await result(b.page);
+    assert.equal(computed.device, 'cpu');
+    assert.equal(computed.provenance, undefined);
+    assertMatchesCli(computed, reference);
+    await b.page.waitForFunction(() => !new URL(location.href).searchParams.has('result'));
+    assert.ok(own.log.some((r) => r.path.startsWith('/models/tiny/')), 'Run live loaded no model');
+
+    // A file of a later version, or whose numbers do not fit, is refused by name.
+    for (const [file, words] of [['later', /version 2.*reads version 1/], ['garbled', /not a result of clip-surgery explain --json/]]) {
+      await b.page.goto(`${own.origin}/?model=models/tiny&result=results/${file}.json&image=img/astronaut.png`);
+      const message = await lastError(b.page);
+      assert.match(message, words);
+      await b.page.getByRole('alert').filter({ hasText: words }).first().waitFor();
+      assert.equal(await b.page.evaluate(() => window.clipSurgery.last), undefined);
+    }
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+    await own.close();
+  }
+});
+
 test('redundancy view: the empty text\'s map and Eq. 9\'s shared term beside each label\'s cosine, as the CLI computes them, saved on one sheet', { timeout: RUN_TIMEOUT * 2 }, async () => {
   const b = await open({ webgpu: false });
   try {

@@ -31,6 +31,7 @@
 
 pub use clip_core::input::query::AttentionAt;
 use clip_core::input::query::Method;
+use clip_core::output::document::{ExplainDocument, Provenance};
 use clip_core::output::explanation::Explanation;
 use clip_core::weights::pack::Scheme;
 use js_sys::Reflect;
@@ -293,8 +294,8 @@ pub struct RunResult {
     pub input_hw: [usize; 2],
     /// The (EXIF-oriented) image `[height, width]`; points are in these pixels.
     pub original_hw: [usize; 2],
-    /// Where it ran.
-    pub device: DeviceKind,
+    /// Where it ran; `None` for a result file shown as it is (see `provenance`).
+    pub device: Option<DeviceKind>,
     /// Stage times.
     pub timings_ms: Timings,
     /// Prompt ensembles encoded by this run; the query's other texts came from the worker's
@@ -303,6 +304,28 @@ pub struct RunResult {
     /// Bytes of the worker's wasm memory after the run: its peak so far (wasm memory never
     /// shrinks). Device buffers of WebGPU are not in it.
     pub memory_bytes: f64,
+    /// What produced a result file (`explain --json`) shown without a model; `None` for a
+    /// run of this page's worker.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+}
+
+impl RunResult {
+    /// A result file, to be shown as it is: no device, no timings.
+    pub fn precomputed(document: ExplainDocument) -> Self {
+        Self {
+            method: document.provenance.method,
+            input_hw: document.size,
+            original_hw: document.image_hw,
+            explanation: document.explanation,
+            raw: None,
+            device: None,
+            timings_ms: Timings::default(),
+            texts_encoded: 0,
+            memory_bytes: 0.0,
+            provenance: Some(document.provenance),
+        }
+    }
 }
 
 /// Which request a failure belongs to.

@@ -152,10 +152,11 @@ async fn run(job: &ExplainRequest) -> Result<Option<RunResult>, WorkerError> {
         method: job.method,
         input_hw: job.size,
         original_hw: [image.height() as usize, image.width() as usize],
-        device: active.kind,
+        device: Some(active.kind),
         timings_ms: Timings::from_marks(marks, compare),
         texts_encoded: encoded.unwrap_or(0),
         memory_bytes: device::wasm_memory_bytes(),
+        provenance: None,
     }))
 }
 

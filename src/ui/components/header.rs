@@ -6,9 +6,12 @@ use yew::prelude::*;
 
 use crate::ui::state::DeviceState;
 
-/// The page header.
-pub fn header(device: &DeviceState) -> Html {
+/// The page header; `file`: a result file is shown, and no worker runs.
+pub fn header(device: &DeviceState, file: bool) -> Html {
     let badge = match device {
+        _ if file => html! {
+            <span class="badge ok" data-device="none" title="Computed by clip-surgery; nothing runs here until Run live">{ "Result file" }</span>
+        },
         DeviceState::Starting => {
             html! { <span class="badge" data-device="starting">{ "Starting…" }</span> }
         }

@@ -44,6 +44,9 @@ pub struct ResultsProps {
     /// Blocks of the loaded model's image tower (the attention view's block picker; 0: none).
     #[prop_or_default]
     pub blocks: usize,
+    /// A result file is shown: this leaves it for a live run (the model loads).
+    #[prop_or_default]
+    pub on_live: Option<Callback<()>>,
 }
 
 /// One label's layer from a run (its raw-CLIP comparison when `raw`).
@@ -317,14 +320,20 @@ pub fn results(props: &ResultsProps) -> Html {
                         <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
                     } } }
                     <button type="button" onclick={on_download} disabled={result.is_none()}>{ "Download PNG" }</button>
+                    { for props.on_live.clone().map(|cb| html! {
+                        <button type="button" class="live" onclick={Callback::from(move |_| cb.emit(()))}
+                            title="Download the model and compute this here, then change anything">{ "Run live" }</button>
+                    }) }
                 </>
             } } }
         </div>
     };
+    // A result file has only the numbers it was made with until a live run.
+    let file = props.on_live.is_some();
     let figures = if attending {
-        attention_figures(run, image, p, &canvas, &props.on_edit)
+        attention_figures(run, image, p, &canvas, &props.on_edit, file)
     } else if sharing {
-        redundancy_figures(run, image, p, &canvas)
+        redundancy_figures(run, image, p, &canvas, file)
     } else {
         None
     };
@@ -428,6 +437,7 @@ fn attention_figures(
     p: &Params,
     canvas: &NodeRef,
     on_edit: &Callback<Edit>,
+    file: bool,
 ) -> Option<Html> {
     let r = run?;
     let grid = r.explanation.grid;
@@ -444,7 +454,11 @@ fn attention_figures(
                 <figure>
                     <Heatmap picture={image.picture.clone()} label={format!("The image {}: click a patch", image.name)}
                         canvas={Some(canvas.clone())} class="main pick" on_click={Some(pick)} />
-                    <figcaption>{ "Click a patch: its attention to every patch, q-k beside v-v" }</figcaption>
+                    <figcaption>{ if file {
+                        "Attention needs the model: Run live, then click a patch"
+                    } else {
+                        "Click a patch: its attention to every patch, q-k beside v-v"
+                    } }</figcaption>
                 </figure>
             </div>
         });
@@ -502,16 +516,22 @@ fn redundancy_figures(
     image: &LoadedImage,
     p: &Params,
     canvas: &NodeRef,
+    file: bool,
 ) -> Option<Html> {
     let r = run?;
     let e = &r.explanation;
     if e.redundancy.is_none() {
+        let coming = if file {
+            "The empty text's map and Eq. 9's shared term need the model: Run live"
+        } else {
+            "The empty text's map and Eq. 9's shared term come with the next run"
+        };
         return Some(html! {
             <div class="figures">
                 <figure>
                     <Heatmap picture={image.picture.clone()} label={format!("The image {}", image.name)}
                         canvas={Some(canvas.clone())} class="main" />
-                    <figcaption>{ "The empty text's map and Eq. 9's shared term come with the next run" }</figcaption>
+                    <figcaption>{ coming }</figcaption>
                 </figure>
             </div>
         });
@@ -634,13 +654,25 @@ fn details(
                     }
                 }) }
             </ul>
-            <dl class="timings" aria-label="Timings">
-                <dt>{ "Device" }</dt><dd>{ r.device.label() }</dd>
-                <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
-                { for stages.into_iter().map(|(name, ms)| html! { <><dt>{ name }</dt><dd>{ format!("{ms:.0} ms") }</dd></> }) }
-                <dt>{ "Prompt ensembles" }</dt><dd>{ encoded_texts(r.texts_encoded) }</dd>
-                <dt>{ "Worker memory" }</dt><dd data-memory={r.memory_bytes.to_string()}>{ dom::format_bytes(r.memory_bytes) }</dd>
-            </dl>
+            { match (&r.provenance, r.device) {
+                (Some(file), _) => html! {
+                    <dl class="timings" aria-label="Result file">
+                        <dt>{ "Computed by" }</dt><dd>{ "clip-surgery explain (a result file: no model here)" }</dd>
+                        <dt>{ "Model" }</dt><dd data-model={file.model.clone()}>{ format!("{} ({}, {})", file.model, file.architecture, file.quant) }</dd>
+                        <dt>{ "Image" }</dt><dd>{ format!("{}, {}×{} px", file.image, r.original_hw[1], r.original_hw[0]) }</dd>
+                        <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
+                    </dl>
+                },
+                (None, device) => html! {
+                    <dl class="timings" aria-label="Timings">
+                        <dt>{ "Device" }</dt><dd>{ device.map_or("—", |d| d.label()) }</dd>
+                        <dt>{ "Input" }</dt><dd>{ format!("{}×{} px, grid {}×{}", r.input_hw[1], r.input_hw[0], e.grid[1], e.grid[0]) }</dd>
+                        { for stages.into_iter().map(|(name, ms)| html! { <><dt>{ name }</dt><dd>{ format!("{ms:.0} ms") }</dd></> }) }
+                        <dt>{ "Prompt ensembles" }</dt><dd>{ encoded_texts(r.texts_encoded) }</dd>
+                        <dt>{ "Worker memory" }</dt><dd data-memory={r.memory_bytes.to_string()}>{ dom::format_bytes(r.memory_bytes) }</dd>
+                    </dl>
+                },
+            } }
             { if e.truncated.is_empty() { html! {} } else { html! {
                 <p class="muted">{ format!("Prompts longer than CLIP's 77 tokens were truncated for: {}", e.truncated.join(", ")) }</p>
             } } }

@@ -5,9 +5,14 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use clip_core::error::ClipError;
+use clip_core::output::document::read_explain;
 use clip_core::weights::address::ModelAddress;
 use clip_core::weights::pack::Scheme;
-use clip_protocol::{DeviceChoice, ExplainRequest, ModelSource, Request, Response, Scope};
+use clip_protocol::{
+    DeviceChoice, ExplainRequest, ModelSource, PREVIEW_MAX_SIDE, Request, Response, RunResult,
+    Scope,
+};
 use js_sys::{Array, ArrayBuffer, Uint8Array};
 use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
@@ -17,7 +22,9 @@ use crate::params::{DEFAULT_MODEL, Simd};
 use crate::render::Picture;
 use crate::ui::dom;
 use crate::ui::link::WorkerLink;
-use crate::ui::state::{Action, DeviceState, ImageSource, ModelState, ModelWish, RunState, State};
+use crate::ui::state::{
+    Action, DeviceState, ImageSource, ModelState, ModelWish, RunState, State, Viewer,
+};
 
 /// Longer side of the per-label thumbnails.
 const THUMB_SIDE: u32 = 160;
@@ -115,7 +122,9 @@ impl WorkerClient {
         );
     }
 
-    fn open(&self, source: ImageSource) {
+    /// Opens an image: decoded by the worker, or by the page while a result file is shown
+    /// (`on_page`: no worker runs then).
+    fn open(&self, source: ImageSource, on_page: bool) {
         let client = self.clone();
         spawn_local(async move {
             let bytes = match source {
@@ -127,10 +136,31 @@ impl WorkerClient {
                 ImageSource::Bytes(bytes, name) => Ok((bytes, name)),
             };
             match bytes {
+                Ok((bytes, name)) if on_page => client.decode_on_page(bytes, name).await,
                 Ok((bytes, name)) => client.set_image(bytes, name),
                 Err(e) => client.dispatch.dispatch(Action::ImageFailed(e)),
             }
         });
+    }
+
+    /// The browser decodes the image (EXIF orientation applied, as the worker does) into the
+    /// preview; the bytes are kept for the worker of a later live run.
+    async fn decode_on_page(&self, bytes: ArrayBuffer, name: String) {
+        let id = self.next_id();
+        *self.last_image.borrow_mut() = Some((bytes.slice(0), name.clone()));
+        self.dispatch.dispatch(Action::ImageRequested { id, name });
+        match dom::decode_picture(&bytes, PREVIEW_MAX_SIDE).await {
+            Ok((picture, original_hw)) => {
+                let thumb = Rc::new(picture.thumbnail(THUMB_SIDE));
+                self.dispatch.dispatch(Action::ImageReady {
+                    id,
+                    picture: Rc::new(picture),
+                    thumb,
+                    original_hw,
+                });
+            }
+            Err(e) => self.dispatch.dispatch(Action::ImageFailed(e)),
+        }
     }
 
     fn explain(&self, s: &State) {
@@ -203,8 +233,12 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
             state.params.threads,
             state.params.simd,
         );
+        // No worker while a result file is shown (it starts with the first live run).
+        let viewing = state.viewer.is_some();
         use_effect_with(state.worker, move |&generation| {
-            client.start(device, threads, simd);
+            if !viewing {
+                client.start(device, threads, simd);
+            }
             // A restarted worker holds no image: give it the last one again.
             let last = client.last_image.borrow().clone();
             if let (true, Some((bytes, name))) = (generation > 1, last) {
@@ -217,9 +251,31 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
 
     {
         let client = client.clone();
+        let on_page = state.viewer.is_some();
         use_effect_with(state.image_wish.clone(), move |wish| {
             if let Some(wish) = wish {
-                client.open(wish.source.clone());
+                client.open(wish.source.clone(), on_page);
+            }
+        });
+    }
+    {
+        // A result file to show: fetched and read by the page.
+        let dispatch = state.dispatcher();
+        let wanted = match &state.viewer {
+            Some(Viewer::Wanted(url)) => Some(url.clone()),
+            _ => None,
+        };
+        use_effect_with(wanted, move |wanted| {
+            if let Some(url) = wanted.clone() {
+                dispatch.dispatch(Action::ResultRequested);
+                spawn_local(async move {
+                    let read = dom::fetch_bytes(&url).await.and_then(|bytes| {
+                        let text = String::from_utf8(Uint8Array::new(&bytes).to_vec())
+                            .map_err(|_| format!("{url} is not text"))?;
+                        read_result(&url, &text)
+                    });
+                    dispatch.dispatch(Action::ResultFetched(read.map(Rc::new)));
+                });
             }
         });
     }
@@ -239,6 +295,22 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
         });
     }
     client
+}
+
+/// A result file as the app shows it, or what is wrong with it (worded here: the core's error
+/// messages would bring all of its formatting into the page).
+fn read_result(url: &str, text: &str) -> Result<RunResult, String> {
+    match read_explain(text) {
+        Ok(document) => Ok(RunResult::precomputed(document)),
+        Err(ClipError::ResultVersion { found, known }) => Err(format!(
+            "{url} is a result file of {}; this app reads version {known}: make it again with this version's clip-surgery explain --json",
+            found.map_or("no version".to_string(), |v| format!("version {v}"))
+        )),
+        Err(ClipError::BadResult(why)) => Err(format!(
+            "{url} is not a result of clip-surgery explain --json: {why}"
+        )),
+        Err(_) => Err(format!("{url} could not be read")),
+    }
 }
 
 /// Loads the model by itself when the address asks for it (a model, or an image + query) or

@@ -30,8 +30,9 @@ pub struct Provenance {
     pub image: String,
 }
 
-/// `explain --json`: the explanation, what produced it and its input size.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `explain --json`: the explanation, what produced it and its input size (read it with
+/// [`read_explain`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExplainDocument {
     /// What produced it.
     #[serde(flatten)]
@@ -71,9 +72,72 @@ pub struct SegmentDocument {
 
 /// Reads a result file written by `explain --json`, refusing versions this build does not know
 /// (checked before anything else is read: a later version may change any field).
+///
+/// Read in two passes over the text — what produced it, then the explanation — rather than
+/// through `#[serde(flatten)]`, whose buffered deserializer added 31 KB gzip to the page.
 pub fn read_explain(json: &str) -> Result<ExplainDocument> {
+    /// The fields of [`Provenance`] and the sizes, as they lie beside the explanation's.
+    #[derive(Deserialize)]
+    struct Head {
+        version: u32,
+        model: String,
+        architecture: String,
+        quant: Scheme,
+        method: Method,
+        image: String,
+        size: [usize; 2],
+        image_hw: [usize; 2],
+    }
     check_version(json)?;
-    serde_json::from_str(json).map_err(|e| ClipError::BadResult(e.to_string()))
+    let bad = |e: serde_json::Error| ClipError::BadResult(e.to_string());
+    let head: Head = serde_json::from_str(json).map_err(bad)?;
+    let explanation: Explanation = serde_json::from_str(json).map_err(bad)?;
+    let document = ExplainDocument {
+        provenance: Provenance {
+            version: head.version,
+            model: head.model,
+            architecture: head.architecture,
+            quant: head.quant,
+            method: head.method,
+            image: head.image,
+        },
+        size: head.size,
+        image_hw: head.image_hw,
+        explanation,
+    };
+    document.check()?;
+    Ok(document)
+}
+
+/// The most patches a result file may have (a 4096-px side at patch 8).
+const MAX_CELLS: usize = 512 * 512;
+
+impl ExplainDocument {
+    /// Whether its numbers fit together: a file from elsewhere is not trusted, and whatever
+    /// draws it indexes the similarities by grid and label.
+    fn check(&self) -> Result<()> {
+        let e = &self.explanation;
+        let [gh, gw] = e.grid;
+        let cells = gh.saturating_mul(gw);
+        let bad = |why: &str| Err(ClipError::BadResult(why.to_string()));
+        if e.labels.is_empty() {
+            return bad("it has no labels");
+        }
+        if cells == 0 || cells > MAX_CELLS {
+            return bad("its grid is empty or too large");
+        }
+        let columns = if e.combined { 1 } else { e.labels.len() };
+        if e.similarity.len() != cells || e.similarity.iter().any(|row| row.len() != columns) {
+            return bad("its similarity is not one row of label values per grid cell");
+        }
+        if !e.logits.is_empty() && e.logits.len() != cells {
+            return bad("its logits are not one row per grid cell");
+        }
+        if self.size.contains(&0) || self.image_hw.contains(&0) {
+            return bad("its input or image size is zero");
+        }
+        Ok(())
+    }
 }
 
 /// Reads a result file written by `segment --json` (see [`read_explain`]).
@@ -163,6 +227,15 @@ mod tests {
             read_explain(&bare),
             Err(ClipError::ResultVersion { found: None, .. })
         ));
+        // Numbers that do not fit the grid are refused, not drawn.
+        let mut short = document();
+        short.explanation.similarity.pop();
+        let json = serde_json::to_string(&short).unwrap();
+        assert!(matches!(read_explain(&json), Err(ClipError::BadResult(_))));
+        let mut wide = document();
+        wide.explanation.grid = [1 << 20, 1 << 20];
+        let json = serde_json::to_string(&wide).unwrap();
+        assert!(matches!(read_explain(&json), Err(ClipError::BadResult(_))));
         for bad in ["", "[]", "{\"version\":1}", "{\"version\":\"1\"}"] {
             assert!(
                 matches!(
