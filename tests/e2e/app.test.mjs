@@ -548,6 +548,93 @@ test('a result file is shown without a model or worker: heatmap, scores and segm
   }
 });
 
+test('<clip-surgery-view> draws a result file in a strict-CSP host page: the app\'s pixels, its label switcher and opacity, an app link, no model or wasm, no styles across the shadow boundary', { timeout: RUN_TIMEOUT }, async () => {
+  const host = `<!doctype html>
+<html><head>
+<meta http-equiv="Content-Security-Policy" content="default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'">
+<link rel="stylesheet" href="/host.css">
+<script type="module" src="/embed.js"></script>
+</head><body>
+<p id="host-text">A docs page.</p>
+<clip-surgery-view id="one" result="/results/astronaut.json" image="/img/astronaut.png" label="person"></clip-surgery-view>
+<clip-surgery-view id="later" result="/results/later.json" image="/img/astronaut.png"></clip-surgery-view>
+</body></html>`;
+  const pages = {
+    '/docs/host.html': host,
+    // The host's own rules must not reach into the element (and the element's must not leak out).
+    '/host.css': 'canvas { display: none !important; } select { display: none; }',
+    '/results/astronaut.json': JSON.stringify(reference),
+    '/results/later.json': JSON.stringify({ ...reference, version: 2 }),
+  };
+  const own = await startServer({ dist: DIST, fixtures: FIXTURES, packs: PACKS, pages });
+  const b = await open({ webgpu: false, origins: [own.origin] });
+  try {
+    // The app's picture of the same file, per label: what the element must draw.
+    await b.page.goto(`${own.origin}/?model=models/tiny&result=results/astronaut.json&image=img/astronaut.png`);
+    await result(b.page);
+    const appCanvas = async () => b.page.evaluate(() => {
+      const c = document.querySelector('canvas.main');
+      return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    });
+    // Without Text2Points markers, which the element does not draw.
+    const withPoints = await appCanvas();
+    await b.page.getByRole('checkbox', { name: 'Points' }).uncheck();
+    await b.page.waitForFunction((sum) => {
+      const c = document.querySelector('canvas.main');
+      return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0) !== sum;
+    }, withPoints.reduce((s, v, i) => (s + v * (i % 7 + 1)) % 1000000007, 0));
+    const appPerson = await appCanvas();
+    const before = own.log.length;
+    await b.page.goto(`${own.origin}/docs/host.html`);
+    const one = b.page.locator('#one[data-state="drawn"]');
+    await one.waitFor({ state: 'attached', timeout: 30_000 });
+    const drawn = () => b.page.evaluate(() => {
+      const c = document.querySelector('#one').shadowRoot.querySelector('canvas');
+      return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data);
+    });
+    const person = await drawn();
+    assert.equal(person.length, appPerson.length);
+    assert.equal(person.filter((v, i) => v !== appPerson[i]).length, 0, 'the element\'s "person" is not the app\'s');
+    // Visible despite the host's `canvas { display: none }`; the host's text keeps its colour.
+    assert.ok(await b.page.locator('#one canvas').isVisible());
+    assert.equal(await b.page.locator('#host-text').evaluate((p) => getComputedStyle(p).color), 'rgb(0, 0, 0)');
+    // The label switcher draws another label; opacity 0 shows the photo itself.
+    await b.page.locator('#one').getByRole('combobox', { name: 'Label' }).selectOption({ label: 'rocket' });
+    await b.page.waitForFunction(() => document.querySelector('#one').shadowRoot.querySelector('canvas').getAttribute('aria-label').includes('rocket'));
+    const rocket = await drawn();
+    assert.ok(rocket.filter((v, i) => v !== person[i]).length > 1000, 'the rocket map looks like the person map');
+    await b.page.locator('#one').getByRole('slider').fill('0');
+    await b.page.waitForFunction(() => document.querySelector('#one').shadowRoot.textContent.includes('Opacity 0 %'));
+    const photo = await b.page.evaluate(async () => {
+      const c = document.querySelector('#one').shadowRoot.querySelector('canvas');
+      const bitmap = await createImageBitmap(await (await fetch('/img/astronaut.png')).blob());
+      const off = new OffscreenCanvas(c.width, c.height);
+      off.getContext('2d').drawImage(bitmap, 0, 0, c.width, c.height);
+      const a = off.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const shown = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      return a.reduce((n, v, i) => n + ((i % 4 !== 3) && v !== shown[i]), 0);
+    });
+    assert.equal(photo, 0, 'at opacity 0 the element shows the photo');
+    // The link opens the app on the same file.
+    const href = await b.page.locator('#one').getByRole('link', { name: 'Open in the app' }).getAttribute('href');
+    const link = new URL(href);
+    assert.equal(link.origin + link.pathname, `${own.origin}/`);
+    assert.equal(link.searchParams.get('result'), `${own.origin}/results/astronaut.json`);
+    assert.equal(link.searchParams.get('image'), `${own.origin}/img/astronaut.png`);
+    // A later version is refused by name, in the element only.
+    const later = b.page.locator('#later[data-state="error"]');
+    await later.waitFor({ state: 'attached' });
+    assert.match(await b.page.locator('#later').getByRole('alert').textContent(), /version 2; this viewer reads version 1/);
+    // The host page fetched the element, the files and the image: no wasm, worker or model.
+    const fetched = own.log.slice(before).map((r) => r.path);
+    assert.deepEqual(fetched.filter((p) => /\.wasm$|worker|tokenizer|^\/(models|packs)\//.test(p)), [], fetched.join(' '));
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+    await own.close();
+  }
+});
+
 test('redundancy view: the empty text\'s map and Eq. 9\'s shared term beside each label\'s cosine, as the CLI computes them, saved on one sheet', { timeout: RUN_TIMEOUT * 2 }, async () => {
   const b = await open({ webgpu: false });
   try {
