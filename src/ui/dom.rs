@@ -198,12 +198,7 @@ pub async fn decode_picture(
         .ok_or("no canvas")?;
     canvas.set_width(pw);
     canvas.set_height(ph);
-    let ctx: CanvasRenderingContext2d = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into().ok())
-        .ok_or("no 2D canvas")?;
+    let ctx = context_2d(&canvas).ok_or("no 2D canvas")?;
     ctx.draw_image_with_image_bitmap_and_dw_and_dh(&bitmap, 0.0, 0.0, f64::from(pw), f64::from(ph))
         .map_err(|e| js_message(&e))?;
     bitmap.close();
@@ -223,6 +218,11 @@ pub async fn blob_bytes(blob: &web_sys::Blob) -> Result<ArrayBuffer, String> {
         .await
         .map_err(|e| format!("cannot read the file: {}", js_message(&e)))?
         .unchecked_into())
+}
+
+/// A canvas's 2D context.
+pub fn context_2d(canvas: &HtmlCanvasElement) -> Option<CanvasRenderingContext2d> {
+    canvas.get_context("2d").ok()??.dyn_into().ok()
 }
 
 /// Saves a canvas as a PNG download.
@@ -282,12 +282,7 @@ pub fn download_figures(figures: &Element, file_name: &str) {
     };
     sheet.set_width((gap + cols as f64 * (w + gap)) as u32);
     sheet.set_height((gap + rows as f64 * (tile_h + gap)) as u32);
-    let Some(ctx) = sheet
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = context_2d(&sheet) else {
         return;
     };
     ctx.set_fill_style_str("#fff");

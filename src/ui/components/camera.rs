@@ -4,12 +4,11 @@ use js_sys::ArrayBuffer;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, spawn_local};
 use web_sys::{
-    CanvasRenderingContext2d, HtmlCanvasElement, HtmlVideoElement, MediaStream,
-    MediaStreamConstraints, MediaStreamTrack,
+    HtmlCanvasElement, HtmlVideoElement, MediaStream, MediaStreamConstraints, MediaStreamTrack,
 };
 use yew::prelude::*;
 
-use crate::ui::dom::blob_bytes;
+use crate::ui::dom::{self, blob_bytes};
 
 /// Props of [`Camera`].
 #[derive(Properties, PartialEq)]
@@ -132,12 +131,7 @@ async fn snapshot(video: &HtmlVideoElement) -> Result<ArrayBuffer, String> {
         .unchecked_into();
     canvas.set_width(w);
     canvas.set_height(h);
-    let ctx: CanvasRenderingContext2d = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .ok_or("no 2D context")?
-        .unchecked_into();
+    let ctx = dom::context_2d(&canvas).ok_or("no 2D context")?;
     ctx.draw_image_with_html_video_element(video, 0.0, 0.0)
         .map_err(|_| "cannot read the camera frame")?;
     let blob = js_sys::Promise::new(&mut |resolve, _| {

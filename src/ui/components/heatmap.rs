@@ -7,11 +7,12 @@ use clip_core::output::colormap::Colormap;
 use clip_core::output::explanation::Explanation;
 use clip_core::output::maps::similarity_map;
 use clip_protocol::RunResult;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use wasm_bindgen::Clamped;
+use web_sys::{HtmlCanvasElement, ImageData};
 use yew::prelude::*;
 
 use crate::render::{Marker, Picture, overlay};
+use crate::ui::dom;
 
 /// A map over a picture.
 #[derive(Debug, Clone)]
@@ -158,12 +159,7 @@ pub fn heatmap(props: &HeatmapProps) -> Html {
 fn draw(canvas: &HtmlCanvasElement, picture: &Picture, layer: Option<&MapLayer>) {
     canvas.set_width(picture.width);
     canvas.set_height(picture.height);
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = dom::context_2d(canvas) else {
         return;
     };
     let hw = [picture.height as usize, picture.width as usize];

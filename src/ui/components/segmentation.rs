@@ -6,11 +6,12 @@ use std::rc::Rc;
 
 use clip_core::output::segmentation::{BACKGROUND, Segmentation};
 use clip_protocol::RunResult;
-use wasm_bindgen::{Clamped, JsCast};
-use web_sys::{CanvasRenderingContext2d, HtmlCanvasElement, ImageData};
+use wasm_bindgen::Clamped;
+use web_sys::{HtmlCanvasElement, ImageData};
 use yew::prelude::*;
 
 use crate::render::{Picture, overlay_segmentation, segment_colour};
+use crate::ui::dom;
 
 /// Props of [`SegmentationCanvas`].
 #[derive(Properties, PartialEq)]
@@ -101,12 +102,7 @@ fn draw(
 ) {
     canvas.set_width(picture.width);
     canvas.set_height(picture.height);
-    let Some(ctx) = canvas
-        .get_context("2d")
-        .ok()
-        .flatten()
-        .and_then(|c| c.dyn_into::<CanvasRenderingContext2d>().ok())
-    else {
+    let Some(ctx) = dom::context_2d(canvas) else {
         return;
     };
     let fits = segmentation.hw == [picture.height as usize, picture.width as usize];
