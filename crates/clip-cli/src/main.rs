@@ -184,6 +184,74 @@ struct ExplainArgs {
     tokenizer: Option<PathBuf>,
 }
 
+/// The sliding-window protocol's options (`segment`, `eval-seg`).
+#[derive(Args)]
+struct SlideArgs {
+    /// Sliding windows instead of one input: the image's short side resized to this
+    /// (aspect kept), then --window-pixel windows every --stride pixels, their scores
+    /// averaged where they overlap (SCLIP's, ClearCLIP's and NACLIP's protocol).
+    #[arg(long, conflicts_with = "size")]
+    short_side: Option<usize>,
+    /// Window side of --short-side.
+    #[arg(long, default_value_t = 224, requires = "short_side")]
+    window: usize,
+    /// Step between windows of --short-side.
+    #[arg(long, default_value_t = 112, requires = "short_side")]
+    stride: usize,
+}
+
+impl SlideArgs {
+    /// The windows, when --short-side asks for them.
+    fn slide(&self) -> Option<Slide> {
+        self.short_side.map(|short_side| Slide {
+            short_side,
+            window: self.window,
+            stride: self.stride,
+        })
+    }
+}
+
+/// How `segment` and `eval-seg` score the pixels.
+#[derive(Args)]
+struct ScoreArgs {
+    /// Surgery (v-v path tokens) or raw CLIP tokens.
+    #[arg(long, value_enum, default_value = "surgery")]
+    method: MethodArg,
+    /// Score with feature surgery (Eq. 9) instead of the cosine. It can move the argmax:
+    /// each class is weighted by its own w_k from the CLS token.
+    #[arg(long)]
+    feature_surgery: bool,
+    /// Comma-separated background words that compete with the labels; pixels they win
+    /// are background (segment: mask value 255; eval-seg: the dataset's background class).
+    #[arg(long)]
+    background: Option<String>,
+    /// Pixels whose winner has a probability below this (softmax over labels and
+    /// background words at the model's logit scale) are background.
+    #[arg(long)]
+    threshold: Option<f32>,
+}
+
+impl ScoreArgs {
+    /// The query of `labels` under these options.
+    fn query(&self, labels: Vec<String>) -> SegmentQuery {
+        SegmentQuery {
+            labels,
+            background: self
+                .background
+                .as_deref()
+                .map(split_labels)
+                .unwrap_or_default(),
+            method: self.method.into(),
+            score: if self.feature_surgery {
+                Score::FeatureSurgery
+            } else {
+                Score::Cosine
+            },
+            threshold: self.threshold,
+        }
+    }
+}
+
 /// `segment`'s arguments.
 #[derive(Args)]
 struct SegmentArgs {
@@ -206,32 +274,10 @@ struct SegmentArgs {
     /// Model input size in pixels: S, or HxW (multiples of the patch size).
     #[arg(long, default_value = "224")]
     size: String,
-    /// Sliding windows instead of one input: the image's short side resized to this
-    /// (aspect kept), then --window-pixel windows every --stride pixels, their scores
-    /// averaged where they overlap (SCLIP's, ClearCLIP's and NACLIP's protocol).
-    #[arg(long, conflicts_with = "size")]
-    short_side: Option<usize>,
-    /// Window side of --short-side.
-    #[arg(long, default_value_t = 224, requires = "short_side")]
-    window: usize,
-    /// Step between windows of --short-side.
-    #[arg(long, default_value_t = 112, requires = "short_side")]
-    stride: usize,
-    /// Surgery (v-v path tokens) or raw CLIP tokens.
-    #[arg(long, value_enum, default_value = "surgery")]
-    method: MethodArg,
-    /// Score with feature surgery (Eq. 9) instead of the cosine. It can move the argmax:
-    /// each class is weighted by its own w_k from the CLS token.
-    #[arg(long)]
-    feature_surgery: bool,
-    /// Comma-separated background words that compete with the labels; pixels they win
-    /// are background (mask value 255).
-    #[arg(long)]
-    background: Option<String>,
-    /// Pixels whose winner has a probability below this (softmax over labels and
-    /// background words at the model's logit scale) are background.
-    #[arg(long)]
-    threshold: Option<f32>,
+    #[command(flatten)]
+    slide: SlideArgs,
+    #[command(flatten)]
+    score: ScoreArgs,
     /// Write the image with each label's colour blended over its pixels.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -277,33 +323,16 @@ enum Command {
         /// One input of this size: S, or HxW.
         #[arg(long, default_value = "224")]
         size: String,
-        /// Sliding windows instead (see `segment --short-side`).
-        #[arg(long, conflicts_with = "size")]
-        short_side: Option<usize>,
-        /// Window side of --short-side.
-        #[arg(long, default_value_t = 224, requires = "short_side")]
-        window: usize,
-        /// Step between windows of --short-side.
-        #[arg(long, default_value_t = 112, requires = "short_side")]
-        stride: usize,
+        #[command(flatten)]
+        slide: SlideArgs,
         /// Evaluate the first N images only.
         #[arg(long)]
         limit: Option<usize>,
         /// Write {"miou", "pixel_accuracy", "per_class": {name: iou or null}, "images"}.
         #[arg(long)]
         json: Option<PathBuf>,
-        /// Surgery (v-v path tokens) or raw CLIP tokens.
-        #[arg(long, value_enum, default_value = "surgery")]
-        method: MethodArg,
-        /// Score with feature surgery instead of the cosine.
-        #[arg(long)]
-        feature_surgery: bool,
-        /// Background words (pixels they win count as the dataset's background class).
-        #[arg(long)]
-        background: Option<String>,
-        /// Probability floor under which a pixel is background.
-        #[arg(long)]
-        threshold: Option<f32>,
+        #[command(flatten)]
+        score: ScoreArgs,
     },
     /// The paper's explainability metrics over a segmentation dataset: for every image and
     /// every class in its truth, the class's similarity map (label set = the dataset's classes)
@@ -490,35 +519,16 @@ fn run(cli: Cli) -> Result<()> {
             root,
             classes,
             size,
-            short_side,
-            window,
-            stride,
+            slide,
             limit,
             json,
-            method,
-            feature_surgery,
-            background,
-            threshold,
+            score,
         } => {
             let dataset = Dataset::open(dataset, &root, classes.as_deref())?;
             let run = SegRun {
-                query: SegmentQuery {
-                    labels: dataset.labels.clone(),
-                    background: background.as_deref().map(split_labels).unwrap_or_default(),
-                    method: method.into(),
-                    score: if feature_surgery {
-                        Score::FeatureSurgery
-                    } else {
-                        Score::Cosine
-                    },
-                    threshold,
-                },
+                query: score.query(dataset.labels.clone()),
                 input_hw: parse_size(&size)?,
-                slide: short_side.map(|short_side| Slide {
-                    short_side,
-                    window,
-                    stride,
-                }),
+                slide: slide.slide(),
                 limit,
             };
             let scores = eval_seg(&model, &dataset, &run)?;
@@ -694,31 +704,13 @@ fn explain_image(
 
 /// `segment`: one image (`--image`), or every image of `--images` into `--out-dir`.
 fn segment_command(a: SegmentArgs) -> Result<()> {
-    let query = SegmentQuery {
-        labels: split_labels(&a.labels),
-        background: a
-            .background
-            .as_deref()
-            .map(split_labels)
-            .unwrap_or_default(),
-        method: a.method.into(),
-        score: if a.feature_surgery {
-            Score::FeatureSurgery
-        } else {
-            Score::Cosine
-        },
-        threshold: a.threshold,
-    };
+    let query = a.score.query(split_labels(&a.labels));
     // Every check before the model loads.
     let texts = query.texts()?;
     if !(0.0..=1.0).contains(&a.opacity) {
         bail!("--opacity must be between 0 and 1");
     }
-    let slide = a.short_side.map(|short_side| Slide {
-        short_side,
-        window: a.window,
-        stride: a.stride,
-    });
+    let slide = a.slide.slide();
     let input_hw = match slide {
         Some(s) => [s.window; 2],
         None => parse_size(&a.size)?,
