@@ -169,7 +169,7 @@ pub struct CacheState {
 pub struct State {
     /// The URL contract's values (the controls' values).
     pub params: Params,
-    /// Problems with the address's parameters.
+    /// Problems with the address's parameters, and a result file over an image not its own.
     pub warnings: Vec<String>,
     /// The device.
     pub device: DeviceState,
@@ -418,6 +418,7 @@ impl Reducible for State {
                 s.show_file(&run);
                 s.result_image = s.image.as_ref().map_or(0, |i| i.id);
                 s.result = Some(run);
+                s.check_file_image();
             }
             Action::ResultFetched(Err(message)) if s.viewer.is_some() => {
                 s.viewer = Some(Viewer::Failed);
@@ -479,6 +480,7 @@ impl Reducible for State {
                     thumb,
                     original_hw,
                 }));
+                s.check_file_image();
             }
             Action::RunRequested { id, image } => {
                 s.run = RunState::Running {
@@ -552,6 +554,20 @@ impl State {
         if self.model == ModelState::Idle {
             self.model = ModelState::Wanted(ModelWish::Url(self.params.model.clone()));
         }
+    }
+
+    /// A result file over an image of another size than its own would mislead: say so.
+    fn check_file_image(&mut self) {
+        let (Some(run), Some(image)) = (&self.result, &self.image) else {
+            return;
+        };
+        if self.viewer.is_none() || run.original_hw == image.original_hw {
+            return;
+        }
+        let ([h, w], [ih, iw]) = (run.original_hw, image.original_hw);
+        self.warnings.push(format!(
+            "The result file was made for a {w}×{h} image, and this one is {iw}×{ih}: its maps may not fit it."
+        ));
     }
 
     /// The controls take a result file's query, method and size: what a live run repeats.
@@ -810,6 +826,7 @@ mod tests {
         assert_eq!(s.params.size, [224, 320]);
         assert!(s.shown_result().is_some());
         assert_eq!(s.run, RunState::Idle);
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
         // Views that would need the worker do not start it.
         let s = reduce(s, Action::Edit(Edit::View(View::Redundancy)));
         assert_eq!((s.run.clone(), s.worker), (RunState::Idle, 1));
@@ -826,6 +843,38 @@ mod tests {
         // Another picture is for a live run too.
         let other = reduce(s, Action::OpenImage(ImageSource::Url("b.png".into())));
         assert_eq!((other.viewer.clone(), other.worker), (None, 2));
+    }
+
+    #[test]
+    fn a_result_file_over_an_image_of_another_size_is_said() {
+        let (params, _) = Params::from_pairs([("result", "r.json"), ("image", "a.png")]);
+        let s = State::new(params, vec![], SAMPLE);
+        let s = reduce(s, Action::ResultFetched(Ok(file_result(&["cat", "dog"]))));
+        assert!(s.warnings.is_empty());
+        let mut s = image_ready(s, 1);
+        assert!(s.warnings.is_empty(), "same size: {:?}", s.warnings);
+        s.image = None;
+        s.result = None;
+        let s = reduce(s, Action::ResultFetched(Ok(file_result(&["cat", "dog"]))));
+        let s = reduce(
+            s,
+            Action::ImageRequested {
+                id: 2,
+                name: "b.png".into(),
+            },
+        );
+        let picture = Rc::new(crate::render::Picture::new(1, 1, vec![0; 4]).unwrap());
+        let s = reduce(
+            s,
+            Action::ImageReady {
+                id: 2,
+                picture: picture.clone(),
+                thumb: picture,
+                original_hw: [30, 40],
+            },
+        );
+        assert_eq!(s.warnings.len(), 1);
+        assert!(s.warnings[0].contains("made for a 20×10 image, and this one is 40×30"));
     }
 
     #[test]
