@@ -116,6 +116,26 @@ impl ModelArgs {
     }
 }
 
+impl ModelArgs {
+    /// `explanation` of `image` (whose pixels are `picture`) as a result file.
+    fn document(
+        &self,
+        model: &Model,
+        method: Method,
+        image: &Path,
+        input_hw: [usize; 2],
+        picture: &image::RgbImage,
+        explanation: Explanation,
+    ) -> ExplainDocument {
+        ExplainDocument {
+            provenance: self.provenance(model, method, image),
+            size: input_hw,
+            image_hw: [picture.height() as usize, picture.width() as usize],
+            explanation,
+        }
+    }
+}
+
 /// A loaded model: the network, its text bank, the precision its weights run at.
 struct Model {
     clip: Clip,
@@ -638,12 +658,9 @@ fn explain_command(a: ExplainArgs) -> Result<()> {
             extras,
             |_| {},
         ))?;
-        let document = ExplainDocument {
-            provenance: a.model.provenance(model, method, image),
-            size: input_hw,
-            image_hw: [picture.height() as usize, picture.width() as usize],
-            explanation,
-        };
+        let document = a
+            .model
+            .document(model, method, image, input_hw, &picture, explanation);
         let result = with_suffix(base, ".json");
         write_json(Some(&result), &document)?;
         let png = with_suffix(base, ".png");
@@ -685,12 +702,9 @@ fn explain_image(
     for label in &explanation.truncated {
         eprintln!("warning: prompts for {label:?} exceed 77 tokens and were truncated");
     }
-    let document = ExplainDocument {
-        provenance: a.model.provenance(&model, method, image),
-        size: input_hw,
-        image_hw: [picture.height() as usize, picture.width() as usize],
-        explanation,
-    };
+    let document = a
+        .model
+        .document(&model, method, image, input_hw, &picture, explanation);
     write_json(a.json.as_deref(), &document)?;
     if let Some(path) = &a.out {
         for written in write_overlays(path, &picture, &document.explanation, a.colormap, a.opacity)?
