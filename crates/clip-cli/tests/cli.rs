@@ -2023,6 +2023,83 @@ fn modified(path: &Path) -> std::time::SystemTime {
     std::fs::metadata(path).unwrap().modified().unwrap()
 }
 
+/// Whether two JSON documents are equal but for numbers within `tol` of each other.
+fn json_close(a: &Value, b: &Value, tol: f64) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= tol
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_close(x, y, tol))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_close(v, w, tol)))
+        }
+        _ => a == b,
+    }
+}
+
+/// The docs example's results (docs/site/results) are what the batch command its page shows
+/// makes from the bundled samples with the tiny fixture: re-rendered here, every file equals the
+/// committed one (within 1e-6: the same code on another CPU may sum in another order; a stale
+/// file differs by far more). A change to the model code that moves the maps shows up here.
+#[test]
+fn docs_results_are_the_batch_commands_output() {
+    let dir = tempdir("docs-results");
+    let labels = "person, rocket, flag, cat, cup, sky";
+    let site = repo().join("docs/site/results");
+    let samples = repo().join("www/samples");
+    for (images, sub, method, stems) in [
+        (
+            samples.join("*.jpg"),
+            "",
+            "surgery",
+            &["astronaut", "chelsea", "coffee"][..],
+        ),
+        (
+            samples.join("astronaut.jpg"),
+            "raw",
+            "raw",
+            &["astronaut"][..],
+        ),
+    ] {
+        let out = dir.join(method);
+        let run = Command::new(env!("CARGO_BIN_EXE_clip-surgery"))
+            .current_dir(repo())
+            .args(["explain", "--model", "tests/fixtures/tiny-clip", "--images"])
+            .arg(&images)
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--labels", labels, "--method", method])
+            .output()
+            .unwrap();
+        assert!(
+            run.status.success(),
+            "{}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        let committed: Vec<String> = std::fs::read_dir(site.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        assert_eq!(committed.len(), stems.len(), "{committed:?}");
+        for stem in stems {
+            let read = |path: PathBuf| -> Value {
+                serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+            };
+            let ours = read(out.join(format!("{stem}.json")));
+            let theirs = read(site.join(sub).join(format!("{stem}.json")));
+            assert!(
+                json_close(&ours, &theirs, 1e-6),
+                "docs/site/results/{sub}/{stem}.json is stale: re-render it with the command on docs/site/index.html"
+            );
+        }
+    }
+}
+
 /// `explain --images DIR --out-dir OUT`: every image's result equals `explain --image`'s
 /// (same numbers, with the provenance a viewer needs), its overlays are written, a broken image
 /// is an error in the index that stops neither the others nor the index; a second run skips
