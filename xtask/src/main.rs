@@ -23,7 +23,11 @@ const USAGE: &str =
   test       formatting, clippy (native + wasm32), unit, golden and CLI tests on CPU and wgpu,
              then the browser tests of the built app (chromium + playwright-core)
   serve      build the web app and serve it at http://127.0.0.1:8080
-  build      build the web app into dist/ (static files for any host)
+  build [--bundle-model DIR [--quant int8|q4|f32]]
+             build the web app into dist/ (static files for any host), with the docs site
+             in dist/docs/ and the service worker's precache list; --bundle-model puts a
+             weight pack (a pack folder as is, or a model folder converted by the CLI) into
+             dist/model/ as the default model, precached for offline use
   fixtures   regenerate the tokenizer asset, the tiny model and the goldens (PyTorch, PyPI)
   worker-threads
              build the threaded CPU workers (baseline and relaxed SIMD) into trunk's staging
@@ -46,7 +50,7 @@ fn main() -> ExitCode {
         Some("setup") => setup(Needs::ALL),
         Some("test") => test(),
         Some("serve") => serve(),
-        Some("build") => build(),
+        Some("build") => build_command(&args[1..]),
         Some("fixtures") => fixtures(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("worker-threads") => worker_threads(),
@@ -341,12 +345,33 @@ fn browser_tests() -> Result {
         return Err(format!("{} was not built by cargo test", cli.display()));
     }
     let packs = fixture_packs(&cli, &target)?;
+    let (offline, update) = offline_dists(&target, &packs)?;
     run(Command::new("node")
         .args(["--test", "app.test.mjs"])
         .current_dir(e2e_dir())
         .env("CLIP_SURGERY_BIN", &cli)
         .env("CLIP_PACKS", &packs)
-        .env("CLIP_DIST", root().join("dist")))
+        .env("CLIP_DIST", root().join("dist"))
+        .env("CLIP_DIST_OFFLINE", offline)
+        .env("CLIP_DIST_UPDATE", update))
+}
+
+/// Two offline demos for the browser tests, made from dist/ as `build --bundle-model` makes
+/// one (the fixture's int8 pack bundled): `offline`, and `update`, the next deploy of it (one
+/// shell file changed), for the update test.
+fn offline_dists(target: &Path, packs: &Path) -> Result<(PathBuf, PathBuf)> {
+    let (offline, update) = (target.join("e2e/offline"), target.join("e2e/update"));
+    for dir in [&offline, &update] {
+        let _ = std::fs::remove_dir_all(dir);
+        copy_dir(&root().join("dist"), dir)?;
+        finish(dir, Some(&packs.join("int8")))?;
+    }
+    // Not a file index.html pins by its integrity attribute (trunk's CSS and JS).
+    let boot = update.join("www/boot.js");
+    let changed = format!("{}\n// the next deploy\n", read_text(&boot)?);
+    write(&boot, &changed)?;
+    finish(&update, None)?;
+    Ok((offline, update))
 }
 
 /// The tiny fixture as weight packs (`<target>/packs/{int8,q4}`), converted by the CLI under
@@ -385,7 +410,258 @@ fn serve() -> Result {
 }
 
 fn build() -> Result {
-    trunk(&["build", "--release"])
+    trunk(&["build", "--release"])?;
+    finish(&root().join("dist"), None)
+}
+
+/// `cargo xtask build [--bundle-model DIR [--quant SCHEME]]`.
+fn build_command(args: &[String]) -> Result {
+    let mut model = None;
+    let mut quant = "int8".to_string();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--bundle-model" => model = Some(PathBuf::from(value()?)),
+            "--quant" => quant = value()?.clone(),
+            other => return Err(format!("unknown build flag {other:?}\n\n{USAGE}")),
+        }
+    }
+    let Some(model) = model else {
+        return build();
+    };
+    let dist = root().join("dist");
+    // A missing folder fails before the ten minutes of the wasm build.
+    if !model.is_dir() {
+        return Err(format!("--bundle-model {}: not a folder", model.display()));
+    }
+    trunk(&["build", "--release"])?;
+    let pack = if model.join("manifest.json").is_file() {
+        model
+    } else {
+        let pack = env::temp_dir().join(format!("clip-surgery-bundle-{}", std::process::id()));
+        run(cargo()
+            .args(["run", "--locked", "--release", "-p", "clip-cli", "--bin"])
+            .args(["clip-surgery", "--", "convert", "--from"])
+            .arg(&model)
+            .arg("--to")
+            .arg(&pack)
+            .args(["--quant", &quant]))?;
+        pack
+    };
+    finish(&dist, Some(&pack))
+}
+
+/// The folder of a bundled pack in dist/ (the app's default model when present).
+const BUNDLE_DIR: &str = "model";
+
+/// What `cargo xtask build` adds to trunk's dist/: the docs site (docs/site/ → `docs/`), the
+/// bundled pack (`model/`, named by a `clip-surgery-model` meta tag in index.html) and, last,
+/// the service worker's precache list (www/sw.js `BUILD`), which hashes the files as they
+/// end up. Running it again on a finished dist/ gives the same dist/.
+fn finish(dist: &Path, pack: Option<&Path>) -> Result {
+    copy_dir(&root().join("docs/site"), &dist.join("docs"))?;
+    if let Some(pack) = pack {
+        let into = dist.join(BUNDLE_DIR);
+        let _ = std::fs::remove_dir_all(&into);
+        copy_dir(pack, &into)?;
+        let index = dist.join("index.html");
+        let html = read_text(&index)?;
+        let meta = format!("<meta name=\"clip-surgery-model\" content=\"{BUNDLE_DIR}/\" />");
+        let html = without_bundle_meta(&html);
+        let html = html.replacen("</head>", &format!("  {meta}\n  </head>"), 1);
+        write(&index, &html)?;
+    }
+    precache_list(dist)
+}
+
+fn without_bundle_meta(html: &str) -> String {
+    html.lines()
+        .filter(|l| !l.contains("name=\"clip-surgery-model\""))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn write(path: &Path, text: &str) -> Result {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn copy_dir(from: &Path, to: &Path) -> Result {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if src.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else {
+            std::fs::copy(&src, &dst).map_err(|e| format!("{}: {e}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, as `/`-separated paths relative to it, sorted.
+fn files_under(dir: &Path) -> Result<Vec<String>> {
+    fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result {
+        for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+            let entry = entry.map_err(|e| e.to_string())?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = format!("{prefix}{name}");
+            if entry.path().is_dir() {
+                walk(&entry.path(), &format!("{rel}/"), out)?;
+            } else {
+                out.push(rel);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, "", &mut out)?;
+    out.sort();
+    Ok(out)
+}
+
+/// Which precache group a dist/ file belongs to (see www/sw.js), or `None` for files the app
+/// never loads (docs, bench, the service worker itself, copies of files served from the root).
+fn precache_group(path: &str) -> Option<&'static str> {
+    let first = path.split('/').next().unwrap_or("");
+    match first {
+        "mt" => Some("baseline"),
+        "mt-relaxed" => Some("relaxed"),
+        BUNDLE_DIR => Some("model"),
+        "docs" | "sw.js" | "embed.js" => None,
+        _ if path.starts_with("www/bench") => None,
+        _ if ["www/sw.js", "www/embed.js", "www/style.css"].contains(&path) => None,
+        _ => Some("shell"),
+    }
+}
+
+/// `sha256-<base64>` of each file (subresource integrity), by coreutils' sha256sum.
+fn integrity(dir: &Path, paths: &[String]) -> Result<Vec<String>> {
+    let out = Command::new("sha256sum")
+        .args(paths)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| format!("cannot run sha256sum: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "sha256sum failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let hashes: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or_default())
+        .map(|hex| Ok(format!("sha256-{}", base64(&hex_bytes(hex)?))))
+        .collect::<Result<_>>()?;
+    if hashes.len() != paths.len() {
+        return Err("sha256sum listed fewer files than asked".into());
+    }
+    Ok(hashes)
+}
+
+fn hex_bytes(hex: &str) -> Result<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| {
+            hex.get(i..i + 2)
+                .and_then(|b| u8::from_str_radix(b, 16).ok())
+                .ok_or(format!("not a hex digest: {hex}"))
+        })
+        .collect()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char
+            } else {
+                '='
+            });
+        }
+    }
+    out
+}
+
+/// Writes the precache list into dist/sw.js (the line `/* BUILD */ …`): each group's files
+/// with their integrity, and a version that changes whenever any of them does.
+fn precache_list(dist: &Path) -> Result {
+    let mut groups: Vec<(&str, Vec<String>)> = ["shell", "baseline", "relaxed", "model"]
+        .map(|g| (g, Vec::new()))
+        .into();
+    let files: Vec<(String, &str)> = files_under(dist)?
+        .into_iter()
+        .filter_map(|p| precache_group(&p).map(|g| (p, g)))
+        .collect();
+    if let Some((odd, _)) = files.iter().find(|(p, _)| p.contains(['"', '\\'])) {
+        return Err(format!("{odd}: a file name the precache list cannot hold"));
+    }
+    let paths: Vec<String> = files.iter().map(|(p, _)| p.clone()).collect();
+    let hashes = integrity(dist, &paths)?;
+    for ((path, group), hash) in files.iter().zip(&hashes) {
+        if let Some((_, list)) = groups.iter_mut().find(|(g, _)| g == group) {
+            list.push(format!("[\"{path}\", \"{hash}\"]"));
+        }
+    }
+    let list = |g: &str| {
+        groups
+            .iter()
+            .find(|(n, _)| *n == g)
+            .map(|(_, l)| l.join(", "))
+            .unwrap_or_default()
+    };
+    // The version: the first 16 characters of the hashes' own digest (URL-safe).
+    let digest = integrity_of_text(&hashes.join("\n"))?;
+    let version: String = digest["sha256-".len()..]
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(16)
+        .collect();
+    let build = format!(
+        "/* BUILD */ const BUILD = {{ version: \"{version}\", shell: [{}], threads: {{ baseline: [{}], relaxed: [{}] }}, model: [{}] }};",
+        list("shell"),
+        list("baseline"),
+        list("relaxed"),
+        list("model"),
+    );
+    let sw = dist.join("sw.js");
+    let text = read_text(&sw)?;
+    let Some(line) = text.lines().find(|l| l.starts_with("/* BUILD */")) else {
+        return Err(format!("{}: no `/* BUILD */` line to write", sw.display()));
+    };
+    write(&sw, &text.replacen(line, &build, 1))?;
+    eprintln!(
+        "xtask: service worker version {version}: {} files precached",
+        files.len()
+    );
+    Ok(())
+}
+
+fn integrity_of_text(text: &str) -> Result<String> {
+    let tmp = env::temp_dir().join(format!("clip-surgery-version-{}", std::process::id()));
+    write(&tmp, text)?;
+    let hash = integrity(
+        tmp.parent().unwrap_or(Path::new("/")),
+        &[tmp
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned()],
+    );
+    let _ = std::fs::remove_file(&tmp);
+    Ok(hash?.remove(0))
 }
 
 /// Wasm memory of the threaded worker: shared memory must declare its maximum; 4 GiB, all of
@@ -744,5 +1020,92 @@ mod tests {
             .filter(|name| *name != "clip-surgery-fuzz")
             .collect();
         assert_eq!(harnesses, FUZZ_TARGETS, "fuzz/Cargo.toml's [[bin]]s");
+    }
+
+    /// RFC 4648's test vectors.
+    #[test]
+    fn base64_is_rfc4648() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
+
+    /// `finish` on a made-up dist/: the docs site copied, the pack bundled and named by the
+    /// meta tag (once, however often it runs), every shell file precached with the integrity a
+    /// browser computes (sha256 of "abc"), docs/bench/the worker itself not; the version
+    /// changes with any file and is stable otherwise.
+    #[test]
+    fn finish_bundles_and_lists_the_precache() {
+        let dir = env::temp_dir().join(format!("xtask-finish-{}", std::process::id()));
+        let (dist, pack) = (dir.join("dist"), dir.join("pack"));
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, text) in [
+            ("dist/index.html", "<html><head>\n  </head></html>\n"),
+            ("dist/app_bg.wasm", "abc"),
+            ("dist/www/bench.html", "bench"),
+            ("dist/mt/worker.js", "mt"),
+            ("dist/mt-relaxed/worker.js", "relaxed"),
+            ("pack/manifest.json", "{}"),
+            ("pack/shard-000.bin", "weights"),
+        ] {
+            let path = dir.join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        std::fs::copy(root().join("www/sw.js"), dist.join("sw.js")).unwrap();
+        let build_line = |dist: &Path| {
+            let sw = std::fs::read_to_string(dist.join("sw.js")).unwrap();
+            sw.lines()
+                .find(|l| l.starts_with("/* BUILD */"))
+                .unwrap()
+                .to_string()
+        };
+        finish(&dist, Some(&pack)).unwrap();
+        finish(&dist, Some(&pack)).unwrap();
+        let first = build_line(&dist);
+        assert!(dist.join("docs/index.html").is_file());
+        assert!(dist.join("model/shard-000.bin").is_file());
+        let html = std::fs::read_to_string(dist.join("index.html")).unwrap();
+        assert_eq!(
+            html.matches("name=\"clip-surgery-model\" content=\"model/\"")
+                .count(),
+            1
+        );
+        let abc = "sha256-ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=";
+        assert!(
+            first.contains(&format!("[\"app_bg.wasm\", \"{abc}\"]")),
+            "{first}"
+        );
+        for (listed, path) in [
+            (true, "\"index.html\""),
+            (true, "\"mt/worker.js\""),
+            (true, "\"mt-relaxed/worker.js\""),
+            (true, "\"model/shard-000.bin\""),
+            (false, "\"www/bench.html\""),
+            (false, "\"docs/"),
+            (false, "\"sw.js\""),
+        ] {
+            assert_eq!(first.contains(path), listed, "{path} in {first}");
+        }
+        let version = |line: &str| line.split('"').nth(1).unwrap().to_string();
+        std::fs::write(dist.join("app_bg.wasm"), "abd").unwrap();
+        finish(&dist, None).unwrap();
+        let second = build_line(&dist);
+        assert_ne!(version(&first), version(&second));
+        assert!(
+            second.contains("\"model/shard-000.bin\""),
+            "the bundle stays"
+        );
+        finish(&dist, None).unwrap();
+        assert_eq!(build_line(&dist), second);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
