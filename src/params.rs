@@ -5,6 +5,8 @@
 //! equal to the defaults are left out of the address the app writes back, so share links stay
 //! short.
 
+use std::sync::OnceLock;
+
 use clip_core::error::ClipError;
 use clip_core::input::query::{Method, Query, split_labels};
 use clip_core::output::colormap::Colormap;
@@ -54,8 +56,27 @@ pub const DEFAULT_QUANT: Scheme = Scheme::Int8;
 /// The public OpenAI ViT-B/16 on the Hugging Face hub. Its safetensors file lives on the
 /// `refs/pr/10` revision (the hub's "safetensors" PR), which also holds `config.json`; `resolve`
 /// URLs answer with CORS headers, so a page on any origin can fetch them.
-pub const DEFAULT_MODEL: &str =
+pub const HUB_MODEL: &str =
     "https://huggingface.co/openai/clip-vit-base-patch16/resolve/refs%2Fpr%2F10";
+
+/// A weight pack bundled with the deploy (`cargo xtask build --bundle-model`), set once at
+/// start from the page's `clip-surgery-model` meta tag.
+static BUNDLED_MODEL: OnceLock<String> = OnceLock::new();
+
+/// Makes `url` the default model (an offline demo's bundled pack). Only the first call counts.
+pub fn bundle_model(url: String) {
+    let _ = BUNDLED_MODEL.set(url);
+}
+
+/// The bundled pack, if the deploy has one.
+pub fn bundled_model() -> Option<&'static str> {
+    BUNDLED_MODEL.get().map(String::as_str)
+}
+
+/// The model loaded when the address names none: the bundled pack, else [`HUB_MODEL`].
+pub fn default_model() -> &'static str {
+    bundled_model().unwrap_or(HUB_MODEL)
+}
 /// Labels offered before the user types any (they suit the astronaut sample).
 pub const DEFAULT_LABELS: &str = "person, flag, rocket, sky, ground";
 /// Heat weight of the overlay; the paper's figures use 0.6.
@@ -133,7 +154,7 @@ pub struct Params {
 impl Default for Params {
     fn default() -> Self {
         Self {
-            model: DEFAULT_MODEL.into(),
+            model: default_model().into(),
             quant: DEFAULT_QUANT,
             image: None,
             result: None,

@@ -19,7 +19,9 @@ use crate::ui::components::progress::ProgressBar;
 use crate::ui::components::query_panel::QueryPanel;
 use crate::ui::components::results::Results;
 use crate::ui::dom;
-use crate::ui::hooks::{use_address_bar, use_autoload, use_automation, use_paste, use_worker};
+use crate::ui::hooks::{
+    use_address_bar, use_autoload, use_automation, use_online, use_paste, use_worker,
+};
 use crate::ui::state::{Action, ImageSource, ModelState, RunState, State};
 
 /// Each scheme's size for the loaded model, or for the default (ViT-B/16) before one loads —
@@ -66,6 +68,7 @@ pub fn app() -> Html {
     use_address_bar(&state.params);
     use_automation(&state);
     use_paste(state.dispatcher());
+    let online = use_online();
 
     let dispatch = state.dispatcher();
     let act = |f: fn() -> Action| {
@@ -105,6 +108,7 @@ pub fn app() -> Html {
     };
     let notices = notices(
         s,
+        online,
         act(|| Action::RestartWorker),
         act(|| Action::DismissWarnings),
     );

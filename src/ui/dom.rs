@@ -139,6 +139,20 @@ pub fn publish_error(message: &str) {
     );
 }
 
+/// Whether the browser says it has a network (`navigator.onLine`; true where unknown).
+pub fn online() -> bool {
+    window().is_none_or(|w| w.navigator().on_line())
+}
+
+/// The content of the page's `<meta name="{name}">`, if it has one.
+pub fn meta(name: &str) -> Option<String> {
+    window()?
+        .document()?
+        .query_selector(&format!("meta[name=\"{name}\"]"))
+        .ok()??
+        .get_attribute("content")
+}
+
 /// `url` resolved against the page's address.
 pub fn absolute(url: &str) -> String {
     window()

@@ -13,7 +13,7 @@ use web_sys::File;
 use yew::Reducible;
 
 use crate::params::{
-    DEFAULT_MODEL, DEFAULT_PATCH, Edit, Mode, Params, View, check_size, parse_size,
+    DEFAULT_PATCH, Edit, Mode, Params, View, check_size, default_model, parse_size,
 };
 use crate::render::Picture;
 
@@ -162,6 +162,41 @@ pub struct CacheState {
     pub urls: Vec<String>,
     /// Whether the worker has answered at least once.
     pub known: bool,
+}
+
+impl CacheState {
+    /// The cached models by name: the folder of each cached `config.json` (a Hugging Face
+    /// directory; on the hub the repository, before `resolve/<revision>`) or `manifest.json`
+    /// (a weight pack), the file name of a single `.safetensors`.
+    pub fn models(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for url in &self.urls {
+            let path = url.split(['?', '#']).next().unwrap_or(url);
+            let parts: Vec<&str> = path.split('/').collect();
+            let file = parts.last().copied().unwrap_or_default();
+            let folder = match parts.iter().rposition(|p| *p == "resolve") {
+                Some(i) if i > 0 => parts[i - 1],
+                _ => parts.iter().rev().nth(1).copied().unwrap_or_default(),
+            };
+            let name = match file {
+                "config.json" | "manifest.json" => folder.to_string(),
+                f if f.ends_with(".safetensors") && !self.has_config(path) => f.to_string(),
+                _ => continue,
+            };
+            if !name.is_empty() && !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Whether the folder of `path` has a cached `config.json`.
+    fn has_config(&self, path: &str) -> bool {
+        let folder = &path[..path.rfind('/').map_or(0, |i| i + 1)];
+        self.urls
+            .iter()
+            .any(|u| *u == format!("{folder}config.json"))
+    }
 }
 
 /// Everything the UI shows.
@@ -374,7 +409,7 @@ impl Reducible for State {
             Action::LoadModelUrl(url) => {
                 s.go_live();
                 let url = if url.is_empty() {
-                    DEFAULT_MODEL.to_string()
+                    default_model().to_string()
                 } else {
                     url
                 };
@@ -838,7 +873,7 @@ mod tests {
         assert_eq!(live.run, RunState::Wanted);
         assert_eq!(
             live.model,
-            ModelState::Wanted(ModelWish::Url(DEFAULT_MODEL.into()))
+            ModelState::Wanted(ModelWish::Url(default_model().into()))
         );
         // Another picture is for a live run too.
         let other = reduce(s, Action::OpenImage(ImageSource::Url("b.png".into())));
@@ -1046,6 +1081,27 @@ mod tests {
         assert_eq!(
             s.model,
             ModelState::Wanted(ModelWish::Url("models/tiny".into()))
+        );
+    }
+
+    #[test]
+    fn cached_models_are_named_by_folder_or_file() {
+        let cache = CacheState {
+            urls: [
+                "https://huggingface.co/openai/clip-vit-base-patch16/resolve/refs%2Fpr%2F10/config.json",
+                "https://huggingface.co/openai/clip-vit-base-patch16/resolve/refs%2Fpr%2F10/model.safetensors",
+                "http://127.0.0.1:8080/model/manifest.json",
+                "http://127.0.0.1:8080/model/shard-000.bin",
+                "http://127.0.0.1:8080/weights/ViT-B-16.safetensors",
+                "http://127.0.0.1:8080/www/tokenizer.json",
+            ]
+            .map(String::from)
+            .into(),
+            ..CacheState::default()
+        };
+        assert_eq!(
+            cache.models(),
+            ["clip-vit-base-patch16", "model", "ViT-B-16.safetensors"]
         );
     }
 }

@@ -8,7 +8,7 @@ use clip_core::weights::pack::Scheme;
 use web_sys::{File, HtmlInputElement, HtmlSelectElement};
 use yew::prelude::*;
 
-use crate::params::DEFAULT_MODEL;
+use crate::params::default_model;
 use crate::ui::components::progress::ProgressBar;
 use crate::ui::components::url_field::UrlField;
 use crate::ui::dom::format_bytes;
@@ -107,7 +107,7 @@ pub fn model_panel(props: &ModelPanelProps) -> Html {
     html! {
         <section class="panel" aria-labelledby="model-h">
             <h2 id="model-h">{ "Model" }</h2>
-            <UrlField label="Model URL" value={props.url.clone()} placeholder={DEFAULT_MODEL}
+            <UrlField label="Model URL" value={props.url.clone()} placeholder={default_model()}
                 button="Load" disabled={loading} on_submit={props.on_load_url.clone()} />
             <label class="file">
                 <span>{ "…or open local files (model.safetensors + config.json, or a pack's manifest.json + shards)" }</span>

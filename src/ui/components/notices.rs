@@ -1,13 +1,35 @@
-//! The banners above the panels: a dead worker (with a restart), the device note (CPU
-//! fallback, a lost GPU) or failure, and problems with the address's parameters. A view
+//! The banners above the panels: no network (and what still works), a dead worker (with a
+//! restart), the device note (CPU fallback, a lost GPU) or failure, and problems with the
+//! address's parameters. A view
 //! function, not a component (it holds no state).
 
 use yew::prelude::*;
 
+use crate::params::bundled_model;
 use crate::ui::state::{DeviceState, State};
 
-/// The banners, each only when there is something to say.
-pub fn notices(state: &State, on_restart: Callback<()>, on_dismiss: Callback<()>) -> Html {
+/// The banners, each only when there is something to say; `online`: the browser's word.
+pub fn notices(
+    state: &State,
+    online: bool,
+    on_restart: Callback<()>,
+    on_dismiss: Callback<()>,
+) -> Html {
+    let offline = (!online).then(|| {
+        let models = state.cache.models();
+        let available = match (bundled_model(), models.is_empty()) {
+            (Some(_), _) => "this demo's bundled model and any model cached in this browser",
+            (None, false) => "the models cached in this browser",
+            (None, true) => "no model: none is cached in this browser yet",
+        };
+        let names = (!models.is_empty()).then(|| format!(" (cached: {})", models.join(", ")));
+        html! {
+            <div class="banner note" role="status" data-offline="">
+                { format!("You are offline. The app, its sample images and {available}{} still work; \
+                           other model addresses and image URLs need a network.", names.unwrap_or_default()) }
+            </div>
+        }
+    });
     let worker = state.worker_error.as_ref().map(|e| {
         html! {
             <div class="banner error" role="alert">
@@ -37,6 +59,7 @@ pub fn notices(state: &State, on_restart: Callback<()>, on_dismiss: Callback<()>
     });
     html! {
         <>
+            { offline.unwrap_or_default() }
             { worker.unwrap_or_default() }
             { device.unwrap_or_default() }
             { warnings.unwrap_or_default() }

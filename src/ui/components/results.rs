@@ -320,12 +320,13 @@ pub fn results(props: &ResultsProps) -> Html {
                         <label class="check"><input type="checkbox" checked={*show_points} onchange={on_points} />{ "Points" }</label>
                     } } }
                     <button type="button" onclick={on_download} disabled={result.is_none()}>{ "Download PNG" }</button>
-                    { for props.on_live.clone().map(|cb| html! {
-                        <button type="button" class="live" onclick={Callback::from(move |_| cb.emit(()))}
-                            title="Download the model and compute this here, then change anything">{ "Run live" }</button>
-                    }) }
                 </>
             } } }
+            // Embedded too: a docs page's iframe opens on a file and goes live on demand.
+            { for props.on_live.clone().map(|cb| html! {
+                <button type="button" class="live" onclick={Callback::from(move |_| cb.emit(()))}
+                    title="Download the model and compute this here, then change anything">{ "Run live" }</button>
+            }) }
         </div>
     };
     // A result file has only the numbers it was made with until a live run.

@@ -4,5 +4,5 @@
 mod page;
 mod worker;
 
-pub use page::{use_address_bar, use_automation, use_paste};
+pub use page::{use_address_bar, use_automation, use_online, use_paste};
 pub use worker::{use_autoload, use_worker};

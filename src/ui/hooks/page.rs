@@ -31,6 +31,36 @@ pub fn use_automation(state: &State) {
     });
 }
 
+/// Whether the browser says it is online, following its `online`/`offline` events.
+#[hook]
+pub fn use_online() -> bool {
+    let online = use_state(dom::online);
+    {
+        let online = online.clone();
+        use_effect_with((), move |_| {
+            let update = Closure::<dyn FnMut()>::new(move || online.set(dom::online()));
+            let window = web_sys::window();
+            for event in ["online", "offline"] {
+                if let Some(w) = &window {
+                    let _ =
+                        w.add_event_listener_with_callback(event, update.as_ref().unchecked_ref());
+                }
+            }
+            move || {
+                for event in ["online", "offline"] {
+                    if let Some(w) = &window {
+                        let _ = w.remove_event_listener_with_callback(
+                            event,
+                            update.as_ref().unchecked_ref(),
+                        );
+                    }
+                }
+            }
+        });
+    }
+    *online
+}
+
 /// Opens an image pasted anywhere on the page.
 #[hook]
 pub fn use_paste(dispatch: UseReducerDispatcher<State>) {

@@ -18,7 +18,7 @@ use wasm_bindgen::JsValue;
 use wasm_bindgen_futures::spawn_local;
 use yew::prelude::*;
 
-use crate::params::{DEFAULT_MODEL, Simd};
+use crate::params::{Simd, default_model};
 use crate::render::Picture;
 use crate::ui::dom;
 use crate::ui::link::WorkerLink;
@@ -87,7 +87,7 @@ impl WorkerClient {
         let id = self.next_id();
         let (source, payload, name) = match wish {
             ModelWish::Url(url) => {
-                let url = if url.is_empty() { DEFAULT_MODEL } else { url };
+                let url = if url.is_empty() { default_model() } else { url };
                 // The worker resolves relative URLs against its own script, not this page.
                 let source = ModelSource::Url {
                     url: dom::absolute(url),
@@ -331,7 +331,7 @@ pub fn use_autoload(state: &UseReducerHandle<State>) {
             .cache_keys(p.quant)
             .iter()
             .any(|key| s.cache.urls.contains(key));
-        if p.model != DEFAULT_MODEL || s.run == RunState::Wanted || cached {
+        if p.model != default_model() || s.run == RunState::Wanted || cached {
             dispatch.dispatch(Action::AutoLoadModel);
         }
     });
