@@ -1256,3 +1256,182 @@ test('a checkpoint converted in the browser streams through the converter and is
     await b.close();
   }
 });
+
+// ---- Docs sites and offline demos ------------------------------------------------------------
+
+// dist/ as `cargo xtask build --bundle-model <the fixture's int8 pack>` makes it, and its next
+// deploy (one shell file changed); made by `cargo xtask test` (xtask `offline_dists`).
+const DIST_OFFLINE = process.env.CLIP_DIST_OFFLINE;
+const DIST_UPDATE = process.env.CLIP_DIST_UPDATE;
+
+/** Console errors of a page and its frames, and uncaught exceptions. */
+function consoleErrors(page) {
+  const errors = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  return errors;
+}
+
+/** The page's service worker state: whether one controls it, and the caches' names. */
+async function serviceWorkerState(page) {
+  return page.evaluate(async () => ({
+    controlled: !!navigator.serviceWorker.controller,
+    waiting: !!(await navigator.serviceWorker.getRegistration())?.waiting,
+    caches: await caches.keys(),
+  }));
+}
+
+/** Waits until `predicate(state)` holds for the page's service worker state. */
+async function untilServiceWorker(page, predicate) {
+  for (;;) {
+    // A reload on the way (boot.js handing over to a new worker) discards one reading.
+    const state = await serviceWorkerState(page).catch((e) => {
+      if (/context was destroyed|navigating/i.test(e.message)) return null;
+      throw e;
+    });
+    if (state && predicate(state)) return state;
+    await page.waitForTimeout(100);
+  }
+}
+
+test('the docs site draws every precomputed result and the viewer iframe without a model, wasm work or console errors', { timeout: RUN_TIMEOUT }, async () => {
+  assert.ok(fs.existsSync(path.join(DIST, 'docs/index.html')), 'cargo xtask build puts the docs site in dist/docs');
+  const b = await open({ webgpu: false });
+  const errors = consoleErrors(b.page);
+  const since = server.log.length;
+  try {
+    await b.page.goto(`${server.origin}/docs/index.html`);
+    const views = b.page.locator('clip-surgery-view');
+    assert.equal(await views.count(), 4);
+    await b.page.waitForFunction(() => [...document.querySelectorAll('clip-surgery-view')].every((v) => v.dataset.state === 'drawn'), null, { timeout: RUN_TIMEOUT });
+    // Each element drew its own result: the canvas is the photo's size, the heat changed most of
+    // its pixels, and the four canvases differ from each other.
+    const drawn = await b.page.evaluate(async () => Promise.all([...document.querySelectorAll('clip-surgery-view')].map(async (v) => {
+      const c = v.shadowRoot.querySelector('canvas');
+      const shown = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      const img = new Image();
+      img.src = v.getAttribute('image');
+      await img.decode();
+      const off = new OffscreenCanvas(c.width, c.height);
+      off.getContext('2d').drawImage(img, 0, 0);
+      const plain = off.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let changed = 0;
+      for (let p = 0; p < shown.length; p += 4) if (Math.abs(shown[p] - plain[p]) + Math.abs(shown[p + 2] - plain[p + 2]) > 24) changed++;
+      let hash = 0;
+      for (let p = 0; p < shown.length; p += 97) hash = (hash * 31 + shown[p]) >>> 0;
+      return { size: [c.width, c.height], natural: [img.naturalWidth, img.naturalHeight], changed: changed / (shown.length / 4), hash, label: v.shadowRoot.querySelector('select').selectedOptions[0].textContent };
+    })));
+    for (const d of drawn) {
+      assert.deepEqual(d.size, d.natural);
+      assert.ok(d.changed > 0.5, `only ${d.changed} of the pixels carry heat`);
+    }
+    assert.deepEqual(drawn.map((d) => d.label), ['rocket', 'rocket', 'cat', 'cup']);
+    assert.equal(new Set(drawn.map((d) => d.hash)).size, 4, 'two elements drew the same pixels');
+    // The live iframe opens on the precomputed result, with the page's wasm only.
+    const frame = b.page.frameLocator('iframe.live');
+    await frame.getByRole('button', { name: 'Run live' }).waitFor();
+    const app = b.page.frames().find((f) => f.url().includes('result='));
+    await app.waitForFunction(() => window.clipSurgery?.last, null, { timeout: RUN_TIMEOUT });
+    const heat = await app.evaluate(() => {
+      const c = document.querySelector('canvas.main');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      return new Set(Array.from({ length: 64 }, (_, i) => d[Math.floor(i * d.length / 256) * 4])).size;
+    });
+    assert.ok(heat > 4, 'the iframe\'s canvas is blank');
+    const fetched = server.log.slice(since).map((r) => r.path);
+    const live = fetched.filter((p) => /worker|tokenizer|^\/(models|packs|model)\/|\.safetensors$|\.bin$/.test(p));
+    assert.deepEqual(live, [], fetched.join(' '));
+    assert.deepEqual(fetched.filter((p) => p.endsWith('.wasm')), ['/clip-surgery-web_bg.wasm']);
+    assert.deepEqual(errors, []);
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+  }
+});
+
+test('offline demo: a bundled pack is the default model; after one visit the app explains and downloads its PNG with no network', { timeout: RUN_TIMEOUT * 3 }, async () => {
+  assert.ok(DIST_OFFLINE, 'set CLIP_DIST_OFFLINE (cargo xtask test does)');
+  const own = await startServer({ dist: DIST_OFFLINE, fixtures: FIXTURES, packs: PACKS });
+  const b = await open({ webgpu: false, origins: [own.origin] });
+  try {
+    const address = `${own.origin}/?image=www/samples/astronaut.jpg&labels=person,rocket&device=cpu`;
+    await b.page.goto(address);
+    const online = await result(b.page);
+    await b.page.locator('[data-testid=model-ready][data-scheme=int8]').waitFor();
+    assert.ok(own.log.some((r) => r.path === '/model/shard-000.bin'), 'the bundled pack was not the model');
+    // The service worker precached the shell (one versioned cache) and the pack.
+    const state = await untilServiceWorker(b.page, (s) => s.controlled && s.caches.some((n) => n.startsWith('clip-surgery-shell-')));
+    assert.equal(state.caches.filter((n) => n.startsWith('clip-surgery-shell-')).length, 1);
+    const models = await b.page.evaluate(async () => (await (await caches.open('clip-surgery-models-v1')).keys()).map((r) => new URL(r.url).pathname));
+    assert.ok(models.includes('/model/shard-000.bin'), models.join(' '));
+
+    await b.ctx.setOffline(true);
+    const served = own.log.length;
+    await clearLast(b.page);
+    await b.page.reload();
+    const offline = await result(b.page);
+    assert.deepEqual(offline.labels, online.labels);
+    for (let i = 0; i < online.similarity.length; i++) {
+      for (let k = 0; k < online.similarity[i].length; k++) {
+        assert.ok(Math.abs(offline.similarity[i][k] - online.similarity[i][k]) <= 1e-6, `patch ${i} label ${k}`);
+      }
+    }
+    const notice = b.page.locator('[data-offline]');
+    await notice.waitFor();
+    assert.match(await notice.textContent(), /You are offline.*bundled model/);
+    const [download] = await Promise.all([
+      b.page.waitForEvent('download'),
+      b.page.getByRole('button', { name: 'Download PNG' }).click(),
+    ]);
+    const png = fs.readFileSync(await download.path());
+    assert.equal(png.subarray(1, 4).toString(), 'PNG');
+    const canvas = await b.page.evaluate(() => [document.querySelector('canvas.main').width, document.querySelector('canvas.main').height]);
+    assert.deepEqual([png.readUInt32BE(16), png.readUInt32BE(20)], canvas);
+    assert.equal(own.log.length, served, `requests reached the server offline: ${own.log.slice(served).map((r) => r.path)}`);
+    // Back online, the notice goes.
+    await b.ctx.setOffline(false);
+    await notice.waitFor({ state: 'detached' });
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+    await own.close();
+  }
+});
+
+test('a new deploy replaces the cached shell in one piece, deletes the old one and keeps the cached model', { timeout: RUN_TIMEOUT * 2 }, async () => {
+  assert.ok(DIST_UPDATE, 'set CLIP_DIST_UPDATE (cargo xtask test does)');
+  const own = await startServer({ dist: DIST_OFFLINE, fixtures: FIXTURES, packs: PACKS });
+  const b = await open({ webgpu: false, origins: [own.origin] });
+  const marker = '// the next deploy';
+  const boot = () => b.page.evaluate(async () => (await fetch('www/boot.js')).text());
+  const shells = (s) => s.caches.filter((n) => n.startsWith('clip-surgery-shell-'));
+  try {
+    await b.page.goto(`${own.origin}/`);
+    const first = await untilServiceWorker(b.page, (s) => s.controlled && shells(s).length === 1);
+    assert.ok(!(await boot()).includes(marker));
+    const packRequests = () => own.log.filter((r) => r.path.startsWith('/model/')).length;
+    const packOnce = packRequests();
+    assert.ok(packOnce >= 2, 'the pack was not precached');
+
+    own.deploy(DIST_UPDATE);
+    // The visit after the deploy still runs the old shell, whole, while the new one installs.
+    await b.page.reload();
+    const waiting = await untilServiceWorker(b.page, (s) => s.waiting);
+    assert.ok(!(await boot()).includes(marker), 'an old page got a file of the new deploy');
+    assert.equal(shells(waiting).length, 2);
+    // The next one hands over before running anything: the new shell, the old one deleted.
+    await b.page.reload();
+    const updated = await untilServiceWorker(b.page, (s) => s.controlled && !s.waiting && shells(s).length === 1);
+    assert.notDeepEqual(shells(updated), shells(first));
+    assert.ok((await boot()).includes(marker), 'the new deploy\'s boot.js is not served');
+    await b.page.getByRole('heading', { name: /CLIP/ }).first().waitFor();
+    // The model cache survived: the pack is still there and was not downloaded again.
+    const models = await b.page.evaluate(async () => (await (await caches.open('clip-surgery-models-v1')).keys()).map((r) => new URL(r.url).pathname));
+    assert.ok(models.includes('/model/shard-000.bin'), models.join(' '));
+    assert.equal(packRequests(), packOnce, 'the update downloaded the pack again');
+    assert.deepEqual(b.problems, []);
+  } finally {
+    await b.close();
+    await own.close();
+  }
+});

@@ -74,7 +74,8 @@ function brokenPacks(dir) {
 /**
  * `isolated`: send COOP/COEP, as `cargo xtask serve` does (the page is cross-origin isolated
  * and the CPU worker runs threads); without, the page is what a plain static host gives.
- * `pages`: more files by path (e.g. a page that embeds the app).
+ * `pages`: more files by path (e.g. a page that embeds the app). `deploy(dir)` serves
+ * another dist/ from then on (a new deploy of the app at the same address).
  */
 export async function startServer({ dist, fixtures, packs, isolated = true, pages = {} }) {
   const tiny = path.join(fixtures, 'tiny-clip');
@@ -97,6 +98,9 @@ export async function startServer({ dist, fixtures, packs, isolated = true, page
     ['/img/', path.join(fixtures, 'images')],
     ['/', dist],
   ];
+  const deploy = (dir) => {
+    mounts[mounts.length - 1][1] = dir;
+  };
   const log = [];
   const server = http.createServer((req, res) => {
     let body = 0;
@@ -141,6 +145,11 @@ export async function startServer({ dist, fixtures, packs, isolated = true, page
   return {
     origin: `http://127.0.0.1:${port}`,
     log,
-    close: () => new Promise((resolve) => server.close(resolve)),
+    deploy,
+    // Not waiting for requests a closed browser left half-open (Node waits 300 s for those).
+    close: () => new Promise((resolve) => {
+      server.close(resolve);
+      server.closeAllConnections();
+    }),
   };
 }
