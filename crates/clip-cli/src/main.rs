@@ -731,16 +731,24 @@ fn segment_command(a: SegmentArgs) -> Result<()> {
     };
     let tokenizer = load_tokenizer(a.tokenizer.as_deref())?;
     let segment = |model: &mut Model, image: &Path, progress: &mut dyn FnMut(Stage)| {
-        let (picture, pre) = read_image(image, input_hw)?;
         let (clip, bank) = (&model.clip, &mut model.bank);
-        let segmentation = pollster::block_on(async {
-            match slide {
-                Some(slide) => {
-                    segment_sliding(clip, &tokenizer, &picture, &query, slide, bank, progress).await
-                }
-                None => segment_image(clip, &tokenizer, &pre, &query, bank, progress).await,
+        // The sliding windows preprocess their own crops: the whole picture only decodes.
+        let (picture, segmentation) = match slide {
+            Some(slide) => {
+                let picture = read_picture(image)?;
+                let segmented = pollster::block_on(segment_sliding(
+                    clip, &tokenizer, &picture, &query, slide, bank, progress,
+                ))?;
+                (picture, segmented)
             }
-        })?;
+            None => {
+                let (picture, pre) = read_image(image, input_hw)?;
+                let segmented = pollster::block_on(segment_image(
+                    clip, &tokenizer, &pre, &query, bank, progress,
+                ))?;
+                (picture, segmented)
+            }
+        };
         let document = SegmentDocument {
             provenance: a.model.provenance(model, query.method, image),
             size: input_hw,
@@ -845,7 +853,7 @@ fn eval_seg(model: &ModelArgs, dataset: &Dataset, run: &SegRun) -> Result<Segmen
     let bar = images_bar(samples.len(), "segmenting images");
     for sample in samples {
         let name = sample.image.display();
-        let picture = dataset_image(&sample.image)?;
+        let picture = read_picture(&sample.image)?;
         let segmentation = match slide {
             Some(slide) => pollster::block_on(segment_sliding(
                 &clip,
@@ -930,8 +938,8 @@ fn encode_labels(
     Ok(())
 }
 
-/// Reads and decodes one dataset image.
-fn dataset_image(path: &Path) -> Result<image::RgbImage> {
+/// Reads and decodes one image (no preprocessing).
+fn read_picture(path: &Path) -> Result<image::RgbImage> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     decode_image(&bytes).with_context(|| format!("image {}", path.display()))
 }
@@ -952,7 +960,7 @@ fn eval_explain(
     let bar = images_bar(samples.len(), "explaining images");
     for sample in samples {
         let name = sample.image.display();
-        let picture = dataset_image(&sample.image)?;
+        let picture = read_picture(&sample.image)?;
         let pre = preprocess_image(&picture, input_hw)?;
         let explanation = pollster::block_on(explain(
             &clip,
@@ -1023,7 +1031,7 @@ fn eval_multilabel(
     let mut metrics = MultiLabel::new(labels.len());
     let bar = images_bar(images.len(), "scoring images");
     for (path, truth) in images {
-        let picture = dataset_image(path)?;
+        let picture = read_picture(path)?;
         let pre = preprocess_image(&picture, input_hw)?;
         let scores = pollster::block_on(label_scores(&clip, &tokenizer, &pre, &labels, &mut bank))
             .with_context(|| format!("scoring {}", path.display()))?;
