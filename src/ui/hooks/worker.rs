@@ -151,13 +151,8 @@ impl WorkerClient {
         self.dispatch.dispatch(Action::ImageRequested { id, name });
         match dom::decode_picture(&bytes, PREVIEW_MAX_SIDE).await {
             Ok((picture, original_hw)) => {
-                let thumb = Rc::new(picture.thumbnail(THUMB_SIDE));
-                self.dispatch.dispatch(Action::ImageReady {
-                    id,
-                    picture: Rc::new(picture),
-                    thumb,
-                    original_hw,
-                });
+                self.dispatch
+                    .dispatch(image_ready(id, picture, original_hw));
             }
             Err(e) => self.dispatch.dispatch(Action::ImageFailed(e)),
         }
@@ -187,6 +182,16 @@ impl WorkerClient {
     }
 }
 
+/// A decoded picture (the worker's or the browser's) as the preview, with its thumbnail.
+fn image_ready(id: u64, picture: Picture, original_hw: [usize; 2]) -> Action {
+    Action::ImageReady {
+        id,
+        thumb: Rc::new(picture.thumbnail(THUMB_SIDE)),
+        picture: Rc::new(picture),
+        original_hw,
+    }
+}
+
 fn on_response(dispatch: &UseReducerDispatcher<State>, response: Response, payload: &JsValue) {
     let Response::Image {
         id,
@@ -199,15 +204,7 @@ fn on_response(dispatch: &UseReducerDispatcher<State>, response: Response, paylo
     };
     let pixels = Uint8Array::new(payload).to_vec();
     match Picture::new(width, height, pixels) {
-        Some(picture) => {
-            let thumb = Rc::new(picture.thumbnail(THUMB_SIDE));
-            dispatch.dispatch(Action::ImageReady {
-                id,
-                picture: Rc::new(picture),
-                thumb,
-                original_hw,
-            });
-        }
+        Some(picture) => dispatch.dispatch(image_ready(id, picture, original_hw)),
         None => dispatch.dispatch(Action::Worker(Response::Failed {
             id,
             scope: Scope::Image,
@@ -226,6 +223,9 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
         last_image: use_mut_ref(|| None),
         dispatch: state.dispatcher(),
     };
+    // No worker while a result file is shown (it starts with the first live run), and the
+    // page decodes its images.
+    let viewing = state.viewer.is_some();
     {
         let (client, device, threads, simd) = (
             client.clone(),
@@ -233,8 +233,6 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
             state.params.threads,
             state.params.simd,
         );
-        // No worker while a result file is shown (it starts with the first live run).
-        let viewing = state.viewer.is_some();
         use_effect_with(state.worker, move |&generation| {
             if !viewing {
                 client.start(device, threads, simd);
@@ -251,10 +249,9 @@ pub fn use_worker(state: &UseReducerHandle<State>) -> WorkerClient {
 
     {
         let client = client.clone();
-        let on_page = state.viewer.is_some();
         use_effect_with(state.image_wish.clone(), move |wish| {
             if let Some(wish) = wish {
-                client.open(wish.source.clone(), on_page);
+                client.open(wish.source.clone(), viewing);
             }
         });
     }
