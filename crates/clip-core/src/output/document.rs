@@ -165,8 +165,6 @@ fn check_version(json: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
 
     fn document() -> ExplainDocument {
@@ -182,19 +180,8 @@ mod tests {
             size: [224, 224],
             image_hw: [300, 400],
             explanation: Explanation {
-                labels: vec!["cat".into(), "dog".into()],
-                grid: [1, 2],
-                similarity: vec![vec![0.2, 0.5], vec![0.4, 0.6]],
-                logits: vec![vec![0.25, 0.2], vec![0.1, 0.3]],
-                logit_scale: 100.0,
-                cls_scores: vec![0.3, 0.7],
                 cls_surgery: vec![0.01, -0.01],
-                points: BTreeMap::new(),
-                combined: false,
-                truncated: vec![],
-                tokens: vec![],
-                attention: None,
-                redundancy: None,
+                ..crate::output::explanation::tests::two_labels()
             },
         }
     }

@@ -264,10 +264,11 @@ pub fn pearson(a: &[f32], b: &[f32]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn two_labels() -> Explanation {
+    /// Two labels over a 1×2 grid (also the result files' test explanation).
+    pub(crate) fn two_labels() -> Explanation {
         Explanation {
             labels: vec!["cat".into(), "dog".into()],
             grid: [1, 2],
