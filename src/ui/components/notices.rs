@@ -18,15 +18,15 @@ pub fn notices(
     let offline = (!online).then(|| {
         let models = state.cache.models();
         let available = match (bundled_model(), models.is_empty()) {
-            (Some(_), _) => "this demo's bundled model and any model cached in this browser",
-            (None, false) => "the models cached in this browser",
-            (None, true) => "no model: none is cached in this browser yet",
+            (Some(_), _) => ", this demo's bundled model and the models cached in this browser",
+            (None, false) => " and the models cached in this browser",
+            (None, true) => "; no model (none is cached in this browser yet)",
         };
-        let names = (!models.is_empty()).then(|| format!(" (cached: {})", models.join(", ")));
+        let names = (!models.is_empty()).then(|| format!(" ({})", models.join(", ")));
         html! {
             <div class="banner note" role="status" data-offline="">
-                { format!("You are offline. The app, its sample images and {available}{} still work; \
-                           other model addresses and image URLs need a network.", names.unwrap_or_default()) }
+                { format!("You are offline. Still working: the app, its sample images{available}{}. \
+                           Other model addresses and image URLs need a network.", names.unwrap_or_default()) }
             </div>
         }
     });
